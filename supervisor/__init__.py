@@ -1,0 +1,22 @@
+"""docker-supervisor: a self-healing supervisor agent for Docker hosts.
+
+The public Python API: ServiceManager (start, stop, restart, status and health of one
+service), load_policies (a policies directory, validated) and Status.
+"""
+
+from .errors import SupervisorError
+from .manager import ServiceManager
+from .policy import Policy, load_policies, load_policy_file
+from .status import Status
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Policy",
+    "ServiceManager",
+    "Status",
+    "SupervisorError",
+    "__version__",
+    "load_policies",
+    "load_policy_file",
+]

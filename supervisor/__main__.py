@@ -1,0 +1,7 @@
+"""python -m supervisor: the same as the docker-supervisor command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,358 @@
+"""The daemon: one APScheduler job per policy, heal cycles in a bounded pool, clean shutdown.
+
+Each check observes (engine), classifies (status), asks the service's RestartTracker what to
+do (healing) and hands a heal to the pool (manager acts); every decision is one log line and
+the state file records it. A service being healed is on hold: its checks skip until the cycle
+ends. A job never lets an exception escape: it logs, and the next tick tries again. The only
+module that imports APScheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor as JobPool
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from . import healing
+from .engine import Engine, Observation
+from .errors import SupervisorError
+from .logs import log_event
+from .manager import ServiceManager
+from .policy import Policy
+from .state import load_state, save_state
+from .status import REASON_ENGINE_UNREACHABLE, REASON_GAVE_UP, Status
+
+log = logging.getLogger("supervisor.agent")
+
+DEFAULT_HEAL_CONCURRENCY = 4
+
+
+@dataclass
+class ServiceSlot:
+    """Everything the agent holds for one service."""
+
+    policy: Policy
+    manager: ServiceManager
+    tracker: healing.RestartTracker
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    healing: bool = False
+    shown: tuple[Any, ...] | None = None
+    status: Status | None = None
+    reason: str | None = None
+    container: str | None = None
+    last_heal: dict[str, Any] | None = None
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        self.tracker.restarts_in_window(now)
+        return {
+            "status": str(self.status) if self.status else None,
+            "reason": self.reason,
+            "container": self.container,
+            "healing": self.healing,
+            "last_heal": self.last_heal,
+            **self.tracker.to_snapshot(),
+        }
+
+
+class Agent:
+    """Supervise a set of policies until `stop()` is called."""
+
+    def __init__(
+        self,
+        policies: list[Policy],
+        engine: Engine | None = None,
+        state_dir: Path | None = None,
+        compose_bin: str | None = None,
+        heal_concurrency: int = DEFAULT_HEAL_CONCURRENCY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine or Engine()
+        self.state_dir = state_dir
+        self._clock = clock
+        self._stop = threading.Event()
+        self._state_lock = threading.Lock()
+        self._engine_lock = threading.Lock()
+        self._heal_lock = threading.Lock()
+        self._engine_ok: bool | None = None
+        self._heal_concurrency = heal_concurrency
+        self._heals_active = 0
+        self._heal_pool = ThreadPoolExecutor(heal_concurrency, thread_name_prefix="heal")
+        saved = load_state(state_dir) if state_dir else {}
+        self.slots: dict[str, ServiceSlot] = {}
+        for policy in policies:
+            tracker = healing.RestartTracker(policy.heal, policy.check)
+            slot = ServiceSlot(
+                policy,
+                ServiceManager(policy, self.engine, compose_bin=compose_bin, clock=clock),
+                tracker,
+            )
+            if policy.service in saved:
+                tracker.restore(saved[policy.service])
+                slot.last_heal = saved[policy.service].get("last_heal")
+            self.slots[policy.service] = slot
+        self._scheduler = BackgroundScheduler(
+            executors={"default": JobPool(max(4, min(20, len(policies) + 2)))},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+
+    # Lifecycle.
+
+    def start(self) -> None:
+        now = datetime.now(UTC)
+        for service, slot in self.slots.items():
+            self._scheduler.add_job(
+                self.check,
+                "interval",
+                args=[service],
+                id=service,
+                name=service,
+                seconds=slot.policy.check.interval_s,
+                next_run_time=now,
+            )
+        self._scheduler.start()
+        log_event(
+            log,
+            logging.INFO,
+            "agent.started",
+            "agent started",
+            services=len(self.slots),
+            heal_concurrency=self._heal_concurrency,
+        )
+
+    def stop(self) -> None:
+        """Stop checking; let heal cycles in flight finish their start; save state."""
+        log_event(log, logging.INFO, "agent.stopping", "agent stopping")
+        self._stop.set()
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        self._heal_pool.shutdown(wait=True)
+        self.save()
+        self.engine.close()
+        log_event(log, logging.INFO, "agent.stopped", "agent stopped")
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until `stop()` is called (or the timeout passes); True once stopped."""
+        return self._stop.wait(timeout_s)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    # The check job.
+
+    def check(self, service: str) -> None:
+        slot = self.slots[service]
+        try:
+            with slot.lock:
+                if slot.healing or self._stop.is_set():
+                    return
+                seen = slot.manager.observe()
+                self._note_engine(seen)
+                if seen.reason == REASON_ENGINE_UNREACHABLE:
+                    # No decision while the engine is away: an outage is not a crash.
+                    self._show(slot, seen)
+                    return
+                now = self._clock()
+                decision = slot.tracker.observe(seen.status, seen.reason, now, seen.started_at)
+                self._show(slot, seen)
+                self._act(slot, seen, decision)
+        except Exception as e:  # a job must never die; the next tick tries again
+            log_event(
+                log,
+                logging.ERROR,
+                "check.failed",
+                "check failed",
+                service=service,
+                error=f"{type(e).__name__}: {e}",
+            )
+
+    def _act(self, slot: ServiceSlot, seen: Observation, decision: healing.Decision) -> None:
+        fields = dict(
+            service=slot.policy.service,
+            container=slot.container,
+            status=str(seen.status),
+            reason=seen.reason,
+        )
+        if decision.action == healing.HEAL:
+            slot.healing = True
+            log_event(
+                log,
+                logging.WARNING,
+                "heal.started",
+                "heal started",
+                **fields,
+                attempt=decision.attempt,
+                delay_s=round(decision.delay_s, 3),
+                scope=slot.policy.heal.scope,
+            )
+            with self._heal_lock:
+                active = self._heals_active
+                self._heals_active += 1
+            if active >= self._heal_concurrency:
+                log_event(
+                    log,
+                    logging.INFO,
+                    "heal.queued",
+                    "heal queued behind others",
+                    service=slot.policy.service,
+                    active=active,
+                )
+            self._heal_pool.submit(self._heal, slot, decision, seen)
+            self.save()
+        elif decision.action == healing.GIVE_UP:
+            log_event(
+                log,
+                logging.ERROR,
+                "heal.gave_up",
+                "crash loop: giving up",
+                **fields,
+                attempt=decision.attempt,
+                restarts=slot.tracker.restarts_in_window(self._clock()),
+                window_s=slot.policy.heal.window_s,
+            )
+            self._show(slot, seen)
+            self.save()
+        elif decision.action == healing.RESET:
+            log_event(log, logging.INFO, "heal.reset", "backoff reset", **fields, why=decision.why)
+            self.save()
+
+    # The heal cycle, on the heal pool.
+
+    def _heal(self, slot: ServiceSlot, decision: healing.Decision, seen: Observation) -> None:
+        service = slot.policy.service
+        try:
+            if decision.delay_s > 0:
+                if self._stop.wait(decision.delay_s):
+                    log_event(
+                        log,
+                        logging.INFO,
+                        "heal.cancelled",
+                        "heal cancelled: stopping",
+                        service=service,
+                        attempt=decision.attempt,
+                    )
+                    return
+                seen = slot.manager.observe()
+                if seen.is_healthy or seen.reason not in slot.policy.heal.on:
+                    log_event(
+                        log,
+                        logging.INFO,
+                        "heal.cancelled",
+                        "heal cancelled: the container changed during the backoff",
+                        service=service,
+                        attempt=decision.attempt,
+                        status=str(seen.status),
+                        reason=seen.reason,
+                    )
+                    return
+            outcome = slot.manager.heal(seen.container, self._stop)
+            with slot.lock:
+                now = self._clock()
+                if outcome.restarted_at is not None:
+                    slot.tracker.record_restart(outcome.restarted_at)
+                fields = dict(
+                    service=service,
+                    container=slot.container,
+                    attempt=decision.attempt,
+                    duration_s=round(outcome.duration_s, 3),
+                )
+                if outcome.recovered:
+                    slot.tracker.record_recovered(now)
+                    log_event(log, logging.INFO, "heal.recovered", "healthy again", **fields)
+                else:
+                    log_event(
+                        log,
+                        logging.ERROR,
+                        "heal.failed",
+                        "heal failed",
+                        **fields,
+                        reason=outcome.why,
+                        detail=outcome.detail,
+                    )
+                slot.last_heal = {
+                    "at": now,
+                    "attempt": decision.attempt,
+                    "result": "recovered" if outcome.recovered else "failed",
+                    "reason": outcome.why,
+                    "duration_s": round(outcome.duration_s, 3),
+                }
+        except Exception as e:
+            log_event(
+                log,
+                logging.ERROR,
+                "heal.error",
+                "heal cycle raised",
+                service=service,
+                error=f"{type(e).__name__}: {e}",
+            )
+        finally:
+            with slot.lock:
+                slot.healing = False
+            with self._heal_lock:
+                self._heals_active -= 1
+            self.save()
+
+    # Recording.
+
+    def _show(self, slot: ServiceSlot, seen: Observation) -> None:
+        """Remember what the service looks like; log a line when that changes."""
+        status, reason = seen.status, seen.reason
+        if slot.tracker.gave_up and not seen.is_healthy:
+            status, reason = Status.ERROR, REASON_GAVE_UP
+        container = seen.container.name if seen.container else None
+        slot.status, slot.reason, slot.container = status, reason, container
+        shown = (status, reason, container)
+        if shown != slot.shown:
+            slot.shown = shown
+            level = logging.INFO if status in (Status.RUNNING, Status.STARTING) else logging.WARNING
+            log_event(
+                log,
+                level,
+                "service.status",
+                f"{slot.policy.service} {status}" + (f" ({reason})" if reason else ""),
+                service=slot.policy.service,
+                container=container,
+                status=str(status),
+                reason=reason,
+                detail=seen.detail,
+            )
+            self.save()
+
+    def _note_engine(self, seen: Observation) -> None:
+        reachable = seen.reason != REASON_ENGINE_UNREACHABLE
+        with self._engine_lock:
+            if reachable == self._engine_ok:
+                return
+            was, self._engine_ok = self._engine_ok, reachable
+        if not reachable:
+            log_event(
+                log,
+                logging.ERROR,
+                "engine.unreachable",
+                "Docker engine unreachable; no healing until it answers, retrying",
+                error=seen.detail,
+            )
+        elif was is False:
+            log_event(log, logging.INFO, "engine.reachable", "Docker engine answers again")
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        now = self._clock()
+        return {service: slot.snapshot(now) for service, slot in self.slots.items()}
+
+    def save(self) -> None:
+        if self.state_dir is None:
+            return
+        try:
+            with self._state_lock:
+                save_state(self.state_dir, self.snapshot())
+        except (OSError, SupervisorError) as e:
+            log_event(log, logging.ERROR, "state.save_failed", "could not save state", error=str(e))

@@ -1,0 +1,224 @@
+"""The command line: argparse, and the only place that turns errors into exit codes.
+
+Exit codes: 0 done, 1 the end state was not reached (or the engine is away), 2 bad input
+(a policy, a flag, a compose file), always with one clear line and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import PolicyError, PolicyErrors, SupervisorError, UsageError
+from .logs import setup_logging
+from .policy import Policy, load_policies, load_policy_dir
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+DEFAULT_POLICIES = "/etc/docker-supervisor/policies.d"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # exit 2 with one line, as argparse does, no usage
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="docker-supervisor", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument(
+        "--compose-bin",
+        help="compose command to use (default: docker compose, then docker-compose)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run the agent in the foreground")
+    run.add_argument("--policies", default=DEFAULT_POLICIES, type=Path)
+    run.add_argument("--state-dir", type=Path)
+    run.add_argument("--heal-concurrency", type=_positive_int, default=4)
+
+    validate = sub.add_parser("validate", help="check a policies directory")
+    validate.add_argument("policies", nargs="?", default=DEFAULT_POLICIES, type=Path)
+
+    status = sub.add_parser("status", help="show each service's status")
+    status.add_argument("policies", nargs="?", default=DEFAULT_POLICIES, type=Path)
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--state-dir", type=Path)
+
+    for name, text in (
+        ("start", "start a service (compose up -d) and wait until healthy"),
+        ("stop", "stop a service (compose stop)"),
+        ("restart", "stop, pause, start, and wait until healthy"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("service")
+        cmd.add_argument("--policies", default=DEFAULT_POLICIES, type=Path)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        setup_logging(args.log_level, sys.stdout if args.command == "run" else sys.stderr)
+        return COMMANDS[args.command](args)
+    except PolicyErrors as e:
+        for error in e.errors:
+            print(error, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (PolicyError, UsageError) as e:
+        print(e, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SupervisorError as e:
+        print(f"docker-supervisor: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .agent import Agent
+    from .state import default_state_dir
+
+    policies = load_policies(args.policies)
+    agent = Agent(
+        policies,
+        state_dir=args.state_dir or default_state_dir(),
+        compose_bin=args.compose_bin,
+        heal_concurrency=args.heal_concurrency,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: agent.request_stop())
+    agent.start()
+    while not agent.wait(1.0):
+        pass
+    agent.stop()
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    result = load_policy_dir(args.policies)
+    for error in result.errors:
+        print(error, file=sys.stderr)
+    if result.errors:
+        return EXIT_BAD_INPUT
+    for policy in result.policies:
+        print(f"{policy.source}: ok: service {policy.service}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .state import default_state_dir, load_state
+
+    policies = load_policies(args.policies)
+    saved = load_state(args.state_dir or default_state_dir(), move_aside=False)
+    engine = Engine()
+    containers = None
+    with contextlib.suppress(SupervisorError):  # each row then says engine_unreachable
+        containers = engine.list_containers()
+    now = time.time()
+    rows = [
+        _status_row(p, engine.observe(p, containers), saved.get(p.service, {}), now)
+        for p in policies
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+    return EXIT_OK
+
+
+def _status_row(policy: Policy, seen: Any, saved: dict[str, Any], now: float) -> dict[str, Any]:
+    restarts = [
+        t
+        for t in saved.get("restarts_at", [])
+        if isinstance(t, int | float) and t > now - policy.heal.window_s
+    ]
+    status, reason = str(seen.status), seen.reason
+    if saved.get("gave_up") and not seen.is_healthy:
+        status, reason = "error", "gave_up"
+    return {
+        "service": policy.service,
+        "container": seen.container.name if seen.container else None,
+        "status": status,
+        "reason": reason,
+        "restarts_in_window": len(restarts),
+        "last_heal": saved.get("last_heal"),
+    }
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    header = ("SERVICE", "CONTAINER", "STATUS", "REASON", "RESTARTS", "LAST HEAL")
+    lines = [header]
+    now = time.time()
+    for row in rows:
+        heal = row["last_heal"]
+        last = "-"
+        if heal:
+            ago = int(now - heal.get("at", now))
+            last = f"{heal.get('result')} (attempt {heal.get('attempt')}, {ago}s ago)"
+        lines.append(
+            (
+                row["service"],
+                row["container"] or "-",
+                row["status"],
+                row["reason"] or "-",
+                str(row["restarts_in_window"]),
+                last,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+def _find_policy(args: argparse.Namespace) -> Policy:
+    for policy in load_policies(args.policies):
+        if policy.service == args.service:
+            return policy
+    raise UsageError(f"{args.policies}: no policy for service {args.service!r}")
+
+
+def _lifecycle(action: str) -> Any:
+    def command(args: argparse.Namespace) -> int:
+        from .manager import ServiceManager
+
+        manager = ServiceManager(_find_policy(args), compose_bin=args.compose_bin)
+        done = getattr(manager, f"{action}_service")()
+        seen = manager.observe()
+        print(f"{manager.service}: {seen.status}" + (f" ({seen.reason})" if seen.reason else ""))
+        return EXIT_OK if done else EXIT_FAILED
+
+    return command
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "status": cmd_status,
+    "start": _lifecycle("start"),
+    "stop": _lifecycle("stop"),
+    "restart": _lifecycle("restart"),
+}

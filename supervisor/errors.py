@@ -1,0 +1,62 @@
+"""The project's exceptions: one root, a few kinds.
+
+Errors raised by `docker`, `subprocess` and `yaml` are wrapped into these where they are
+caught, so callers handle one family. This module only defines; it never logs or exits.
+"""
+
+from __future__ import annotations
+
+
+class SupervisorError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class PolicyError(SupervisorError):
+    """A policy file, or the policies directory, is not valid.
+
+    Renders as one line: ``FILE:LINE: at 'FIELD': MESSAGE``.
+    """
+
+    def __init__(self, file: str, line: int | None, field: str | None, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        at = f" at '{self.field}':" if self.field else ""
+        return f"{where}:{at} {self.message}"
+
+
+class PolicyErrors(SupervisorError):
+    """Every problem found while loading a policies directory."""
+
+    def __init__(self, errors: list[PolicyError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+class EngineError(SupervisorError):
+    """The Docker engine refused or failed a request."""
+
+
+class EngineUnreachable(EngineError):
+    """The Docker engine did not answer."""
+
+
+class ContainerGone(EngineError):
+    """The container was removed while we acted on it."""
+
+
+class ComposeError(SupervisorError):
+    """A `docker compose` command failed, timed out, or could not be found."""
+
+    def __init__(self, message: str, stderr: str = "") -> None:
+        self.stderr = stderr
+        super().__init__(message)
+
+
+class UsageError(SupervisorError):
+    """A command-line argument is not valid (exit code 2)."""

@@ -1,0 +1,228 @@
+"""ServiceManager: start, stop, restart, status and health of one service, and its heal cycle.
+
+It acts (through the engine and compose) and waits for end states; it does not decide when to
+heal (healing.py does) and does not schedule (agent.py does). Waits are bounded and can be cut
+short by a stop event, except the start that follows a stop of ours: a container this manager
+stopped is always started again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .compose import Compose, find_compose_command
+from .engine import ContainerInfo, Engine, Observation
+from .errors import ComposeError, EngineError, SupervisorError
+from .logs import log_event
+from .policy import Policy
+from .status import Status
+
+log = logging.getLogger("supervisor.manager")
+
+POLL_S = 0.25
+
+# Why a heal cycle ended without a healthy container.
+FAILED_NOT_READY = "not_ready"
+FAILED_STOP = "stop_failed"
+FAILED_START = "start_failed"
+FAILED_GONE = "container_gone"
+
+
+@dataclass(frozen=True)
+class HealOutcome:
+    recovered: bool
+    why: str | None
+    duration_s: float
+    restarted_at: float | None
+    detail: str | None = None
+
+
+class ServiceManager:
+    """The lifecycle of one service, as the policy describes it."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        engine: Engine | None = None,
+        compose: Compose | None = None,
+        compose_bin: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self.engine = engine or Engine()
+        self._compose = compose
+        self._compose_bin = compose_bin
+        self._clock = clock
+
+    @property
+    def service(self) -> str:
+        return self.policy.service
+
+    def compose(self) -> Compose:
+        """The compose runner, found on first use (only policies with compose need one)."""
+        if self._compose is None:
+            self._compose = Compose(find_compose_command(self._compose_bin))
+        return self._compose
+
+    # The seed's interface: booleans and a Status.
+
+    def observe(self) -> Observation:
+        return self.engine.observe(self.policy)
+
+    def get_service_status(self) -> Status:
+        return self.observe().status
+
+    def is_service_healthy(self) -> bool:
+        return self.observe().is_healthy
+
+    def start_service(self, stop_event: threading.Event | None = None) -> bool:
+        """Bring the service up and wait until it is healthy; reuse it when it already is."""
+        seen = self.observe()
+        if seen.is_healthy:
+            log_event(
+                log,
+                logging.INFO,
+                "service.reused",
+                "service already running",
+                service=self.service,
+                container=_name(seen.container),
+            )
+            return True
+        try:
+            if self.policy.compose is not None:
+                ref = self.policy.compose
+                self.compose().up(ref.file, ref.project)
+            elif seen.container is not None:
+                self.engine.start(seen.container)
+            else:
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "service.start_failed",
+                    "no container and no compose file to create one",
+                    service=self.service,
+                    reason=seen.reason,
+                )
+                return False
+        except SupervisorError as e:
+            self._log_action_error("service.start_failed", "start failed", e)
+            return False
+        return self.wait_until_healthy(self.policy.heal.ready_timeout_s, stop_event).is_healthy
+
+    def stop_service(self) -> bool:
+        """Stop the service (the whole stack when compose is known) and confirm it stopped."""
+        seen = self.observe()
+        try:
+            if self.policy.compose is not None:
+                ref = self.policy.compose
+                self.compose().stop(ref.file, ref.project, self.policy.heal.stop_timeout_s)
+            elif seen.container is not None:
+                self.engine.stop(seen.container, self.policy.heal.stop_timeout_s)
+        except SupervisorError as e:
+            self._log_action_error("service.stop_failed", "stop failed", e)
+            return False
+        return self.observe().status is Status.STOPPED
+
+    def restart_service(self, stop_event: threading.Event | None = None) -> bool:
+        """Stop, pause, start: the same cycle the agent uses to heal."""
+        if not self.stop_service():
+            return False
+        _wait(stop_event, self.policy.heal.pause_s)
+        return self.start_service(stop_event)
+
+    # Waiting.
+
+    def wait_until_healthy(
+        self, timeout_s: float, stop_event: threading.Event | None = None
+    ) -> Observation:
+        """Poll until healthy, the timeout passes, or `stop_event` is set; return the last look."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            seen = self.observe()
+            if seen.is_healthy or time.monotonic() >= deadline:
+                return seen
+            if _wait(stop_event, min(POLL_S, max(0.0, deadline - time.monotonic()))):
+                return seen
+
+    # Healing.
+
+    def heal(self, container: ContainerInfo | None, stop_event: threading.Event) -> HealOutcome:
+        """One cycle: stop, pause, start, wait until healthy (ready_timeout)."""
+        heal = self.policy.heal
+        began = time.monotonic()
+
+        def outcome(recovered: bool, why: str | None, restarted_at=None, detail=None):
+            return HealOutcome(recovered, why, time.monotonic() - began, restarted_at, detail)
+
+        try:
+            if heal.scope == "compose":
+                ref = self.policy.compose
+                self.compose().stop(ref.file, ref.project, heal.stop_timeout_s)
+            else:
+                if container is None:
+                    return outcome(False, FAILED_GONE)
+                self.engine.stop(container, heal.stop_timeout_s)
+        except (EngineError, ComposeError) as e:
+            return outcome(False, FAILED_STOP, detail=_detail(e))
+        log_event(
+            log,
+            logging.INFO,
+            "heal.stopped",
+            "stopped for heal",
+            service=self.service,
+            container=_name(container),
+            scope=heal.scope,
+        )
+        # The pause is cut short on shutdown, but the start below always happens.
+        _wait(stop_event, heal.pause_s)
+        restarted_at = self._clock()
+        try:
+            self._start_after_stop(container)
+        except (EngineError, ComposeError) as e:
+            return outcome(False, FAILED_START, restarted_at, _detail(e))
+        seen = self.wait_until_healthy(heal.ready_timeout_s, stop_event)
+        if seen.is_healthy:
+            return outcome(True, None, restarted_at)
+        return outcome(False, FAILED_NOT_READY, restarted_at, f"{seen.status} {seen.reason}")
+
+    def _start_after_stop(self, container: ContainerInfo | None) -> None:
+        """Start again what this manager stopped, retrying briefly: it must not stay down."""
+        last: SupervisorError | None = None
+        for delay_s in (0.0, 0.5, 1.0, 2.0):
+            time.sleep(delay_s)
+            try:
+                if self.policy.heal.scope == "compose":
+                    ref = self.policy.compose
+                    self.compose().up(ref.file, ref.project)
+                else:
+                    self.engine.start(container)
+                return
+            except (EngineError, ComposeError) as e:
+                last = e
+        raise last
+
+    def _log_action_error(self, event: str, message: str, error: SupervisorError) -> None:
+        log_event(log, logging.ERROR, event, message, service=self.service, error=_detail(error))
+
+
+def _wait(stop_event: threading.Event | None, seconds: float) -> bool:
+    """Sleep `seconds`, or less when `stop_event` is set; True when it was set."""
+    if seconds <= 0:
+        return bool(stop_event and stop_event.is_set())
+    if stop_event is None:
+        time.sleep(seconds)
+        return False
+    return stop_event.wait(seconds)
+
+
+def _name(container: ContainerInfo | None) -> str | None:
+    return container.name if container else None
+
+
+def _detail(error: SupervisorError) -> str:
+    stderr = getattr(error, "stderr", "")
+    return f"{error}: {stderr.strip()}" if stderr and stderr.strip() else str(error)

@@ -1,0 +1,455 @@
+"""The policy schema (version 1): parsing durations, loading one file or a whole directory.
+
+Every problem is a PolicyError naming the file, the line and the dotted field. This module
+reads files but has no other I/O: it never talks to Docker, never sleeps, never logs. The CLI's
+`validate` and the agent use exactly the same loader.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import PolicyError, PolicyErrors
+
+MAX_FILE_BYTES = 1024 * 1024
+POLICY_SUFFIXES = (".yaml", ".yml")
+
+HEALABLE_REASONS = ("unhealthy", "exited", "oom_killed", "dead", "missing")
+SCOPES = ("container", "compose")
+
+_SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+@dataclass(frozen=True)
+class Match:
+    compose_service: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    name: str | None = None
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class ComposeRef:
+    file: Path
+    project: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckPolicy:
+    interval_s: float = 10.0
+    grace_s: float = 0.0
+    failures: int = 1
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    initial_s: float = 10.0
+    factor: float = 2.0
+    max_s: float = 300.0
+    jitter: float = 0.1
+
+
+@dataclass(frozen=True)
+class HealPolicy:
+    on: frozenset[str] = frozenset({"unhealthy"})
+    scope: str = "container"
+    stop_timeout_s: float = 10.0
+    pause_s: float = 2.0
+    ready_timeout_s: float = 120.0
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    max_restarts: int = 5
+    window_s: float = 600.0
+    reset_after_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    service: str
+    match: Match
+    compose: ComposeRef | None = None
+    check: CheckPolicy = field(default_factory=CheckPolicy)
+    heal: HealPolicy = field(default_factory=HealPolicy)
+    source: Path | None = None
+
+
+def parse_duration(value: Any) -> float:
+    """Return seconds for `500ms`, `10s`, `5m`, `1h`, `1h30m` or a plain non-negative number.
+
+    Raises ValueError with the message the policy error shows.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 30s, got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0 or value != value or value == float("inf"):
+            raise ValueError(f"expected a duration of 0 or more, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text and all(c.isdigit() or c == "." for c in text) and text.count(".") <= 1:
+            return float(text)
+        pos, total = 0, 0.0
+        for found in _DURATION_RE.finditer(text):
+            if found.start() != pos:
+                break
+            total += float(found.group(1)) * _UNIT_S[found.group(2)]
+            pos = found.end()
+        if text and pos == len(text):
+            return total
+    raise ValueError(f"expected a duration like 30s, got {value!r}")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. In YAML 1.1 `on:` (a schema key) would be True."""
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+class _Source:
+    """One policy file's text, its YAML node tree, and where each field sits."""
+
+    def __init__(self, path: Path, display: str) -> None:
+        self.path = path
+        self.display = display
+        self.lines: dict[tuple[str, ...], int] = {}
+        self.problems: list[PolicyError] = []
+
+    def line_of(self, path: tuple[str, ...]) -> int:
+        while path and path not in self.lines:
+            path = path[:-1]
+        return self.lines.get(path, 1)
+
+    def error(self, path: tuple[str, ...], message: str) -> PolicyError:
+        return PolicyError(self.display, self.line_of(path), ".".join(path) or None, message)
+
+    def index(self, node: yaml.Node, path: tuple[str, ...] = (), seen: set[int] | None = None):
+        """Record each mapping key's line; report duplicate keys. Visits each node once."""
+        seen = set() if seen is None else seen
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                sub = (*path, key)
+                if key in keys:
+                    self.problems.append(
+                        PolicyError(
+                            self.display,
+                            key_node.start_mark.line + 1,
+                            ".".join(sub),
+                            "duplicate key",
+                        )
+                    )
+                keys.add(key)
+                self.lines.setdefault(sub, key_node.start_mark.line + 1)
+                self.index(value_node, sub, seen)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.lines.setdefault((*path, str(i)), item.start_mark.line + 1)
+                self.index(item, (*path, str(i)), seen)
+
+
+def _read_yaml(src: _Source) -> Any:
+    try:
+        raw = src.path.read_bytes()
+    except OSError as e:
+        raise PolicyError(src.display, None, None, f"cannot read: {e.strerror or e}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise PolicyError(src.display, None, None, f"file is larger than {MAX_FILE_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(src.display, 1, None, "not UTF-8 text") from None
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise PolicyError(src.display, 1, None, "empty file: expected a mapping")
+        src.index(node)
+        if src.problems:
+            raise src.problems[0]
+        return loader.construct_document(node)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else 1
+        raise PolicyError(src.display, line, None, f"invalid YAML: {e.problem or e}") from None
+    except yaml.YAMLError as e:
+        raise PolicyError(src.display, 1, None, f"invalid YAML: {e}") from None
+    except RecursionError:
+        raise PolicyError(src.display, 1, None, "invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+class _Section:
+    """A mapping at `path` whose keys are checked against a fixed set."""
+
+    def __init__(self, src: _Source, path: tuple[str, ...], value: Any, keys: Iterable[str]):
+        self.src, self.path = src, path
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise src.error(path, f"expected a mapping, got {_describe(value)}")
+        allowed = tuple(keys)
+        for key in value:
+            if key not in allowed:
+                raise src.error(
+                    (*path, str(key)), f"unknown key (expected one of: {', '.join(allowed)})"
+                )
+        self.value = value
+
+    def get(self, key: str, parse: Callable[[Any], Any], default: Any = None) -> Any:
+        if key not in self.value:
+            return default
+        try:
+            return parse(self.value[key])
+        except ValueError as e:
+            raise self.src.error((*self.path, key), str(e)) from None
+
+    def section(self, key: str, keys: Iterable[str]) -> _Section:
+        return _Section(self.src, (*self.path, key), self.value.get(key), keys)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}" if not isinstance(value, dict) else "a mapping"
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a non-empty string, got {_describe(value)}")
+    return value
+
+
+def _service_name(value: Any) -> str:
+    if not isinstance(value, str) or not _SERVICE_RE.fullmatch(value):
+        raise ValueError(f"expected a name like web or db-1 ([a-z0-9][a-z0-9_.-]*), got {value!r}")
+    return value
+
+
+def _int_at_least(low: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"expected a whole number >= {low}, got {value!r}")
+        return value
+
+    return parse
+
+
+def _number_in(low: float, high: float, high_open: bool = False) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if ok and (value < low or value > high or (high_open and value == high)):
+            ok = False
+        if not ok:
+            upper = f"below {high:g}" if high_open else f"at most {high:g}"
+            raise ValueError(f"expected a number from {low:g} and {upper}, got {value!r}")
+        return float(value)
+
+    return parse
+
+
+def _duration_above_zero(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration above 0, got {value!r}")
+    return seconds
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"expected a port number from 1 to 65535, got {value!r}")
+    return value
+
+
+def _labels(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"expected a mapping of label names to values, got {_describe(value)}")
+    labels = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or isinstance(item, dict | list) or item is None:
+            raise ValueError(f"expected label: value strings, got {key!r}: {item!r}")
+        labels[key] = item if isinstance(item, str) else str(item).lower()
+    return labels
+
+
+def _reasons(value: Any) -> frozenset[str]:
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list of reasons, got {_describe(value)}")
+    for item in value:
+        if item not in HEALABLE_REASONS:
+            raise ValueError(f"expected reasons from {', '.join(HEALABLE_REASONS)}, got {item!r}")
+    return frozenset(value)
+
+
+def _scope(value: Any) -> str:
+    if value not in SCOPES:
+        raise ValueError(f"expected one of {', '.join(SCOPES)}, got {value!r}")
+    return value
+
+
+def parse_policy(src: _Source, data: Any) -> Policy:
+    """Build a Policy from a file's parsed YAML, raising the first PolicyError found."""
+    top = _Section(src, (), data, ("service", "match", "compose", "check", "heal"))
+    if "service" not in top.value:
+        raise src.error(("service",), "required")
+    service = top.get("service", _service_name)
+    if "match" not in top.value:
+        raise src.error(("match",), "required: how to find the container")
+    m = top.section("match", ("compose_service", "label", "name", "port"))
+    if not m.value:
+        raise src.error(("match",), "expected at least one of compose_service, label, name, port")
+    match = Match(
+        compose_service=m.get("compose_service", _string),
+        labels=m.get("label", _labels, {}),
+        name=m.get("name", _string),
+        port=m.get("port", _port),
+    )
+
+    compose = None
+    if "compose" in top.value:
+        c = top.section("compose", ("file", "project"))
+        if "file" not in c.value:
+            raise src.error(("compose", "file"), "required")
+        file = (src.path.parent / c.get("file", _string)).resolve()
+        if not file.is_file():
+            raise src.error(("compose", "file"), f"no such file: {file}")
+        compose = ComposeRef(file=file, project=c.get("project", _service_name))
+
+    ck = top.section("check", ("interval", "grace", "failures"))
+    check = CheckPolicy(
+        interval_s=ck.get("interval", _duration_above_zero, CheckPolicy.interval_s),
+        grace_s=ck.get("grace", parse_duration, CheckPolicy.grace_s),
+        failures=ck.get("failures", _int_at_least(1), CheckPolicy.failures),
+    )
+
+    h = top.section(
+        "heal",
+        (
+            "on",
+            "scope",
+            "stop_timeout",
+            "pause",
+            "ready_timeout",
+            "backoff",
+            "max_restarts",
+            "window",
+            "reset_after",
+        ),
+    )
+    b = h.section("backoff", ("initial", "factor", "max", "jitter"))
+    defaults = BackoffPolicy()
+    backoff = BackoffPolicy(
+        initial_s=b.get("initial", parse_duration, defaults.initial_s),
+        factor=b.get("factor", _number_in(1, 100), defaults.factor),
+        max_s=b.get("max", parse_duration, defaults.max_s),
+        jitter=b.get("jitter", _number_in(0, 1, high_open=True), defaults.jitter),
+    )
+    if backoff.max_s < backoff.initial_s:
+        raise src.error(("heal", "backoff", "max"), "must be at least heal.backoff.initial")
+    hd = HealPolicy()
+    heal = HealPolicy(
+        on=h.get("on", _reasons, hd.on),
+        scope=h.get("scope", _scope, hd.scope),
+        stop_timeout_s=h.get("stop_timeout", parse_duration, hd.stop_timeout_s),
+        pause_s=h.get("pause", parse_duration, hd.pause_s),
+        ready_timeout_s=h.get("ready_timeout", _duration_above_zero, hd.ready_timeout_s),
+        backoff=backoff,
+        max_restarts=h.get("max_restarts", _int_at_least(1), hd.max_restarts),
+        window_s=h.get("window", _duration_above_zero, hd.window_s),
+        reset_after_s=h.get("reset_after", parse_duration, hd.reset_after_s),
+    )
+    if heal.scope == "compose" and compose is None:
+        raise src.error(("heal", "scope"), "scope compose needs a compose section with a file")
+    return Policy(
+        service=service, match=match, compose=compose, check=check, heal=heal, source=src.path
+    )
+
+
+def load_policy_file(path: Path | str, display: str | None = None) -> Policy:
+    """Load and validate one policy file; raise PolicyError."""
+    path = Path(path)
+    src = _Source(path, display or str(path))
+    return parse_policy(src, _read_yaml(src))
+
+
+@dataclass
+class LoadResult:
+    policies: list[Policy]
+    errors: list[PolicyError]
+
+
+def list_policy_files(directory: Path) -> list[Path]:
+    return sorted(
+        p for p in directory.iterdir() if p.suffix in POLICY_SUFFIXES and not p.name.startswith(".")
+    )
+
+
+def load_policy_dir(directory: Path | str) -> LoadResult:
+    """Load every policy file in `directory`, collecting all problems instead of stopping.
+
+    A file that fails, or that repeats a service name already taken, is left out of
+    `policies` and reported in `errors`; its valid siblings still load.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return LoadResult([], [PolicyError(str(directory), None, None, "no such directory")])
+    files = list_policy_files(directory)
+    if not files:
+        message = "no policy files (*.yaml, *.yml)"
+        return LoadResult([], [PolicyError(str(directory), None, None, message)])
+    policies: list[Policy] = []
+    errors: list[PolicyError] = []
+    taken: dict[str, Policy] = {}
+    for path in files:
+        try:
+            policy = load_policy_file(path)
+        except PolicyError as e:
+            errors.append(e)
+            continue
+        if policy.service in taken:
+            first = taken[policy.service].source
+            errors.append(
+                PolicyError(
+                    str(path),
+                    _service_line(path),
+                    "service",
+                    f"{policy.service!r} is already defined in {first}",
+                )
+            )
+            continue
+        taken[policy.service] = policy
+        policies.append(policy)
+    return LoadResult(policies, errors)
+
+
+def load_policies(directory: Path | str) -> list[Policy]:
+    """Load a policies directory; raise PolicyErrors listing every problem if any file is bad."""
+    result = load_policy_dir(directory)
+    if result.errors:
+        raise PolicyErrors(result.errors)
+    return result.policies
+
+
+def _service_line(path: Path) -> int:
+    src = _Source(path, str(path))
+    _read_yaml(src)
+    return src.line_of(("service",))

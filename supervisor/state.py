@@ -1,0 +1,93 @@
+"""What survives an agent restart: per-service healing memory and the last known status.
+
+One JSON file in the state directory, written atomically (temporary file, fsync, rename), so
+a reader never sees half a file. An unreadable file is moved aside with a warning and the agent
+starts fresh; it never crashes on its own state. Decides nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .logs import log_event
+
+log = logging.getLogger("supervisor.state")
+
+STATE_FILE = "state.json"
+STATE_VERSION = 1
+
+
+def default_state_dir() -> Path:
+    """/var/lib/docker-supervisor for root (systemd's StateDirectory), else the XDG state dir."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/var/lib/docker-supervisor")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "docker-supervisor"
+
+
+def save_state(state_dir: Path, services: dict[str, dict[str, Any]]) -> None:
+    """Write every service's snapshot to the state file, atomically."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    data = {
+        "version": STATE_VERSION,
+        "updated_at": time.time(),
+        "pid": os.getpid(),
+        "services": services,
+    }
+    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=state_dir)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, separators=(",", ":"), sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, state_dir / STATE_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(state_dir, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def load_state(state_dir: Path, move_aside: bool = True) -> dict[str, dict[str, Any]]:
+    """Return the saved snapshots by service; {} when there are none or the file is unreadable.
+
+    With `move_aside`, an unreadable file is renamed to state.json.corrupt-TIMESTAMP.
+    """
+    path = state_dir / STATE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        services = data["services"]
+        if data.get("version") != STATE_VERSION or not isinstance(services, dict):
+            raise ValueError(f"unexpected state version {data.get('version')!r}")
+        return {k: v for k, v in services.items() if isinstance(v, dict)}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        if not move_aside:
+            return {}
+        aside = path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
+        try:
+            path.rename(aside)
+        except OSError:
+            aside = None
+        log_event(
+            log,
+            logging.WARNING,
+            "state.unreadable",
+            "state file unreadable; starting fresh",
+            path=str(path),
+            moved_to=str(aside) if aside else None,
+            error=str(e),
+        )
+        return {}
