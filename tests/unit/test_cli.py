@@ -1,0 +1,63 @@
+"""cli.py without Docker: validate's lines and exit codes, and bad flags."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def test_validate_ok_prints_one_line_per_service():
+    done = run_cli("validate", "policies")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "policies/chatterbox.yaml: ok: service chatterbox",
+        "policies/demo-flaky.yaml: ok: service flaky",
+        "policies/demo-web.yaml: ok: service web",
+    ]
+
+
+def test_validate_bad_policy_exits_2_with_file_line_field(tmp_path):
+    (tmp_path / "web.yaml").write_text(
+        "service: web\nmatch: {name: web}\nheal:\n  backoff:\n    max: soon\n"
+    )
+    done = run_cli("validate", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"{tmp_path}/web.yaml:5: at 'heal.backoff.max': expected a duration like 30s, got 'soon'\n"
+    )
+    assert "Traceback" not in done.stderr
+
+
+def test_run_refuses_bad_policies_before_touching_anything(tmp_path):
+    (tmp_path / "web.yaml").write_text("service: web\nmatch: {name: web}\nextra: 1\n")
+    done = run_cli("run", "--policies", str(tmp_path), "--state-dir", str(tmp_path / "s"))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"{tmp_path}/web.yaml:3: at 'extra': unknown key")
+    assert not (tmp_path / "s").exists()
+
+
+def test_bad_flag_is_one_line_and_exit_2():
+    done = run_cli("run", "--heal-concurrency", "zero")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "docker-supervisor run: argument --heal-concurrency: expected a whole number >= 1, "
+        "got 'zero'\n"
+    )
+
+
+def test_unknown_service_for_lifecycle_command():
+    done = run_cli("start", "ghost", "--policies", "policies")
+    assert done.returncode == 2
+    assert done.stderr == "policies: no policy for service 'ghost'\n"

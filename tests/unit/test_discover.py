@@ -1,0 +1,78 @@
+"""engine.discover: the match keys in schema order, ambiguity, one-off containers."""
+
+from supervisor.engine import ContainerInfo, discover, parse_started_at
+from supervisor.policy import Match
+
+
+def c(name, labels=None, ports=()):
+    return ContainerInfo(id=name * 4, name=name, labels=labels or {}, ports=frozenset(ports))
+
+
+WEB = c(
+    "demo-web-1",
+    {"com.docker.compose.service": "web", "com.docker.compose.project": "demo", "app": "web"},
+    [8080],
+)
+WEB_OTHER = c(
+    "other-web-1",
+    {"com.docker.compose.service": "web", "com.docker.compose.project": "other"},
+    [8081],
+)
+ONEOFF = c(
+    "demo-web-run-1",
+    {
+        "com.docker.compose.service": "web",
+        "com.docker.compose.project": "demo",
+        "com.docker.compose.oneoff": "True",
+    },
+)
+DB = c("db", {"app": "db"}, [5432])
+ALL = [WEB, WEB_OTHER, ONEOFF, DB]
+
+
+def names(found):
+    return [x.name for x in found]
+
+
+def test_compose_service_with_project():
+    assert names(discover(Match(compose_service="web"), "demo", ALL)) == ["demo-web-1"]
+
+
+def test_compose_service_without_project_is_ambiguous_across_projects():
+    assert names(discover(Match(compose_service="web"), None, ALL)) == [
+        "demo-web-1",
+        "other-web-1",
+    ]
+
+
+def test_labels_must_all_match():
+    assert names(discover(Match(labels={"app": "db"}), None, ALL)) == ["db"]
+    assert names(discover(Match(labels={"app": "db", "tier": "x"}), None, ALL)) == []
+
+
+def test_name_contains_and_exact_wins():
+    assert names(discover(Match(name="web"), None, ALL)) == ["demo-web-1", "other-web-1"]
+    assert names(discover(Match(name="db"), None, [*ALL, c("dbadmin")])) == ["db"]
+
+
+def test_port_published_or_exposed():
+    assert names(discover(Match(port=5432), None, ALL)) == ["db"]
+
+
+def test_first_key_that_finds_wins_in_schema_order():
+    match = Match(compose_service="nothing", labels={"app": "db"}, name="web", port=8080)
+    assert names(discover(match, None, ALL)) == ["db"]
+    assert names(discover(Match(compose_service="nothing", port=8081), None, ALL)) == [
+        "other-web-1"
+    ]
+
+
+def test_nothing_found():
+    assert discover(Match(name="ghost"), None, ALL) == []
+
+
+def test_started_at():
+    assert parse_started_at({"StartedAt": "2026-11-26T03:36:10.5Z"}) == 1795664170.5
+    assert parse_started_at({"StartedAt": "0001-01-01T00:00:00Z"}) is None
+    assert parse_started_at({"StartedAt": "garbage"}) is None
+    assert parse_started_at(None) is None

@@ -1,0 +1,144 @@
+"""healing.py: the backoff formula, thresholds, grace, the budget window and the reset."""
+
+import pytest
+
+from supervisor import healing
+from supervisor.healing import RestartTracker, compute_backoff_delay_s
+from supervisor.policy import BackoffPolicy, CheckPolicy, HealPolicy
+from supervisor.status import Status
+
+BAD = (Status.ERROR, "unhealthy")
+GOOD = (Status.RUNNING, None)
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+def tracker(check=None, **heal) -> RestartTracker:
+    heal.setdefault("backoff", BackoffPolicy(initial_s=10, factor=2, max_s=60, jitter=0))
+    return RestartTracker(HealPolicy(**heal), check or CheckPolicy(), rng=lambda: 0.5)
+
+
+def test_backoff_sequence_without_jitter():
+    backoff = BackoffPolicy(initial_s=10, factor=2, max_s=60, jitter=0)
+    delays = [compute_backoff_delay_s(n, backoff) for n in range(1, 8)]
+    assert delays == [0.0, 10.0, 20.0, 40.0, 60.0, 60.0, 60.0]
+
+
+@pytest.mark.parametrize(("u", "delay"), [(0.0, 18.0), (0.5, 20.0), (0.75, 21.0)])
+def test_jitter_spreads_plus_minus(u, delay):
+    backoff = BackoffPolicy(initial_s=10, factor=2, max_s=60, jitter=0.1)
+    assert compute_backoff_delay_s(3, backoff, rng=lambda: u) == pytest.approx(delay)
+
+
+def test_first_bad_check_heals_at_once_then_backs_off():
+    clock, t = FakeClock(), tracker(max_restarts=10)
+    decisions = []
+    for _ in range(4):
+        d = t.observe(*BAD, clock.now)
+        decisions.append((d.action, d.attempt, d.delay_s))
+        t.record_restart(clock.advance(1))
+        clock.advance(5)
+    assert decisions == [
+        (healing.HEAL, 1, 0.0),
+        (healing.HEAL, 2, 10.0),
+        (healing.HEAL, 3, 20.0),
+        (healing.HEAL, 4, 40.0),
+    ]
+
+
+def test_failures_threshold_counts_consecutive_bad_checks():
+    t = tracker(check=CheckPolicy(failures=3))
+    whys = [t.observe(*BAD, 0).why for _ in range(2)]
+    assert whys == [healing.WHY_BELOW_THRESHOLD] * 2
+    t.observe(*GOOD, 1)  # one good check breaks the streak
+    whys = [t.observe(*BAD, 2 + i).why for i in range(3)]
+    assert whys == [healing.WHY_BELOW_THRESHOLD, healing.WHY_BELOW_THRESHOLD, healing.WHY_BAD]
+
+
+def test_grace_after_start():
+    t = tracker(check=CheckPolicy(grace_s=30))
+    assert t.observe(*BAD, now=129.9, started_at=100).why == healing.WHY_GRACE
+    assert t.observe(*BAD, now=130.0, started_at=100).action == healing.HEAL
+
+
+def test_starting_and_non_healable_reasons_do_nothing():
+    t = tracker(check=CheckPolicy(failures=2))
+    t.observe(*BAD, 0)
+    assert t.observe(Status.STARTING, "health_starting", 1).why == healing.WHY_STARTING
+    assert t.observe(Status.STOPPED, "exited", 2).why == healing.WHY_NOT_HEALABLE
+    # the streak was broken by a state the policy does not heal
+    assert t.observe(*BAD, 3).why == healing.WHY_BELOW_THRESHOLD
+
+
+def test_crash_loop_gives_up_after_max_restarts_in_window():
+    clock, t = FakeClock(), tracker(max_restarts=3, window_s=600)
+    actions = []
+    for _ in range(5):
+        d = t.observe(*BAD, clock.now)
+        actions.append(d.action)
+        if d.action == healing.HEAL:
+            t.record_restart(clock.advance(1))
+        clock.advance(10)
+    assert actions == [healing.HEAL] * 3 + [healing.GIVE_UP, healing.NOTHING]
+    assert t.gave_up
+    assert t.observe(*BAD, clock.now).why == healing.WHY_GAVE_UP
+
+
+def test_restarts_outside_the_window_do_not_count():
+    clock, t = FakeClock(), tracker(max_restarts=2, window_s=100)
+    for _ in range(2):
+        assert t.observe(*BAD, clock.now).action == healing.HEAL
+        t.record_restart(clock.now)
+        clock.advance(60)
+    # restarts at 1000 and 1060; at 1120 the first is 120 s old: out of the window
+    assert t.restarts_in_window(clock.now) == 1
+    assert t.observe(*BAD, clock.now).action == healing.HEAL
+
+
+def test_reset_after_continuous_health():
+    clock, t = FakeClock(), tracker(reset_after_s=60, max_restarts=10)
+    t.observe(*BAD, clock.now)
+    t.record_restart(clock.now)
+    t.record_recovered(clock.advance(5))
+    assert t.observe(*GOOD, clock.advance(30)).action == healing.NOTHING
+    assert t.observe(*GOOD, clock.advance(29.9)).action == healing.NOTHING
+    assert t.observe(*GOOD, clock.advance(0.1)).action == healing.RESET
+    assert t.attempt == 0
+    assert t.observe(*BAD, clock.advance(1)).delay_s == 0.0
+
+
+def test_turning_bad_before_reset_keeps_backing_off():
+    clock, t = FakeClock(), tracker(reset_after_s=60, max_restarts=10)
+    t.observe(*BAD, clock.now)
+    t.record_restart(clock.now)
+    t.record_recovered(clock.advance(5))
+    t.observe(*GOOD, clock.advance(30))
+    d = t.observe(*BAD, clock.advance(1))
+    assert (d.attempt, d.delay_s) == (2, 10.0)
+
+
+def test_healthy_by_itself_clears_give_up():
+    clock, t = FakeClock(), tracker(max_restarts=1)
+    t.observe(*BAD, clock.now)
+    t.record_restart(clock.now)
+    assert t.observe(*BAD, clock.advance(1)).action == healing.GIVE_UP
+    assert t.observe(*GOOD, clock.advance(1)).action == healing.RESET
+    assert not t.gave_up and t.attempt == 0
+
+
+def test_snapshot_round_trip_and_bad_snapshots():
+    t = tracker()
+    t.observe(*BAD, 5)
+    t.record_restart(5)
+    other = tracker()
+    other.restore(t.to_snapshot())
+    assert other.to_snapshot() == {"attempt": 1, "restarts_at": [5.0], "gave_up": False}
+    other.restore({"attempt": "x", "restarts_at": None})
+    assert other.to_snapshot() == {"attempt": 0, "restarts_at": [], "gave_up": False}

@@ -1,0 +1,257 @@
+"""policy.py: durations, defaults, and every error message, with its file, line and field."""
+
+from pathlib import Path
+
+import pytest
+
+from supervisor.errors import PolicyError, PolicyErrors
+from supervisor.policy import (
+    BackoffPolicy,
+    CheckPolicy,
+    HealPolicy,
+    load_policies,
+    load_policy_dir,
+    load_policy_file,
+    parse_duration,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("500ms", 0.5),
+        ("10s", 10.0),
+        ("5m", 300.0),
+        ("1h", 3600.0),
+        ("1h30m", 5400.0),
+        ("1m30s", 90.0),
+        ("2.5s", 2.5),
+        (0, 0.0),
+        (7, 7.0),
+        (1.5, 1.5),
+        ("45", 45.0),
+    ],
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["soon", "", "10x", "s", "10 s", "-5s", -1, True, None, [1], "1h-"])
+def test_parse_duration_rejects(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
+
+
+def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy_file(path)
+    return str(caught.value).replace(str(tmp_path) + "/", "")
+
+
+def test_minimal_policy_gets_the_documented_defaults(tmp_path):
+    policy = load_policy_file(write(tmp_path, "service: web\nmatch: {name: web}\n"))
+    assert policy.service == "web"
+    assert policy.match.name == "web"
+    assert policy.compose is None
+    assert policy.check == CheckPolicy(interval_s=10.0, grace_s=0.0, failures=1)
+    assert policy.heal == HealPolicy(
+        on=frozenset({"unhealthy"}),
+        scope="container",
+        stop_timeout_s=10.0,
+        pause_s=2.0,
+        ready_timeout_s=120.0,
+        backoff=BackoffPolicy(initial_s=10.0, factor=2.0, max_s=300.0, jitter=0.1),
+        max_restarts=5,
+        window_s=600.0,
+        reset_after_s=600.0,
+    )
+
+
+def test_full_policy(tmp_path):
+    (tmp_path / "compose.yml").write_text("services: {}\n")
+    policy = load_policy_file(
+        write(
+            tmp_path,
+            """\
+service: web
+match:
+  compose_service: web
+  label: {app: web, tier: 1}
+  name: web
+  port: 8080
+compose: {file: compose.yml, project: demo}
+check: {interval: 500ms, grace: 1m, failures: 3}
+heal:
+  on: [unhealthy, exited, missing]
+  scope: compose
+  stop_timeout: 1s
+  pause: 0
+  ready_timeout: 1h30m
+  backoff: {initial: 1s, factor: 3, max: 1m, jitter: 0}
+  max_restarts: 2
+  window: 5m
+  reset_after: 30s
+""",
+        )
+    )
+    assert policy.match.labels == {"app": "web", "tier": "1"}
+    assert policy.match.port == 8080
+    assert policy.compose.file == tmp_path / "compose.yml"
+    assert policy.compose.project == "demo"
+    assert policy.check == CheckPolicy(0.5, 60.0, 3)
+    assert policy.heal.on == frozenset({"unhealthy", "exited", "missing"})
+    assert policy.heal.backoff == BackoffPolicy(1.0, 3.0, 60.0, 0.0)
+    assert (policy.heal.pause_s, policy.heal.ready_timeout_s) == (0.0, 5400.0)
+    assert (policy.heal.max_restarts, policy.heal.window_s, policy.heal.reset_after_s) == (
+        2,
+        300.0,
+        30.0,
+    )
+
+
+BASE = "service: web\nmatch: {name: web}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            BASE + "heal:\n  backoff:\n    max: soon\n",
+            "p.yaml:5: at 'heal.backoff.max': expected a duration like 30s, got 'soon'",
+        ),
+        (
+            BASE + "check:\n  intervall: 5s\n",
+            "p.yaml:4: at 'check.intervall': unknown key (expected one of: interval, grace, "
+            "failures)",
+        ),
+        (
+            "service: web\n",
+            "p.yaml:1: at 'match': required: how to find the container",
+        ),
+        (
+            "match: {name: web}\n",
+            "p.yaml:1: at 'service': required",
+        ),
+        (
+            "service: web\nmatch: {}\n",
+            "p.yaml:2: at 'match': expected at least one of compose_service, label, name, port",
+        ),
+        (
+            BASE + "compose:\n  file: nowhere.yml\n",
+            "p.yaml:4: at 'compose.file': no such file: nowhere.yml",
+        ),
+        (
+            "service: Web!\nmatch: {name: web}\n",
+            "p.yaml:1: at 'service': expected a name like web or db-1 ([a-z0-9][a-z0-9_.-]*), "
+            "got 'Web!'",
+        ),
+        (
+            BASE + "check:\n  failures: 0\n",
+            "p.yaml:4: at 'check.failures': expected a whole number >= 1, got 0",
+        ),
+        (
+            BASE + "check:\n  interval: 0s\n",
+            "p.yaml:4: at 'check.interval': expected a duration above 0, got '0s'",
+        ),
+        (
+            BASE + "heal:\n  on: [unhealthy, sad]\n",
+            "p.yaml:4: at 'heal.on': expected reasons from unhealthy, exited, oom_killed, dead, "
+            "missing, got 'sad'",
+        ),
+        (
+            BASE + "heal:\n  scope: compose\n",
+            "p.yaml:4: at 'heal.scope': scope compose needs a compose section with a file",
+        ),
+        (
+            BASE + "heal:\n  scope: host\n",
+            "p.yaml:4: at 'heal.scope': expected one of container, compose, got 'host'",
+        ),
+        (
+            BASE + "heal:\n  backoff: {initial: 1m, max: 10s}\n",
+            "p.yaml:4: at 'heal.backoff.max': must be at least heal.backoff.initial",
+        ),
+        (
+            BASE + "heal:\n  backoff: {jitter: 1}\n",
+            "p.yaml:4: at 'heal.backoff.jitter': expected a number from 0 and below 1, got 1",
+        ),
+        (
+            "service: web\nmatch: {port: 70000}\n",
+            "p.yaml:2: at 'match.port': expected a port number from 1 to 65535, got 70000",
+        ),
+        (
+            BASE + "heal: [1, 2]\n",
+            "p.yaml:3: at 'heal': expected a mapping, got list [1, 2]",
+        ),
+        (
+            "service: web\nservice: db\nmatch: {name: web}\n",
+            "p.yaml:2: at 'service': duplicate key",
+        ),
+        (
+            "service: web\nmatch: {name: [unclosed\n",
+            "p.yaml:3: invalid YAML: expected ',' or ']', but got '<stream end>'",
+        ),
+        ("", "p.yaml:1: empty file: expected a mapping"),
+        ("- a\n- b\n", "p.yaml:1: expected a mapping, got list ['a', 'b']"),
+    ],
+)
+def test_error_lines(tmp_path, text, message):
+    assert error_of(tmp_path, text) == message
+
+
+def test_on_is_a_key_not_a_boolean(tmp_path):
+    policy = load_policy_file(write(tmp_path, BASE + "heal:\n  on: [exited]\n"))
+    assert policy.heal.on == frozenset({"exited"})
+
+
+def test_binary_garbage_is_one_line(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(PolicyError) as caught:
+        load_policy_file(path)
+    assert str(caught.value) == f"{path}:1: not UTF-8 text"
+
+
+def test_directory_reports_every_problem_and_keeps_valid_siblings(tmp_path):
+    write(tmp_path, "service: web\nmatch: {name: web}\n", "a.yaml")
+    write(tmp_path, "service: db\nmatch: {name: db}\ncheck: {interval: soon}\n", "b.yml")
+    write(tmp_path, "# again\nservice: web\nmatch: {name: other}\n", "c.yaml")
+    write(tmp_path, "not a policy", "notes.txt")
+    result = load_policy_dir(tmp_path)
+    assert [p.service for p in result.policies] == ["web"]
+    assert [str(e) for e in result.errors] == [
+        f"{tmp_path}/b.yml:3: at 'check.interval': expected a duration like 30s, got 'soon'",
+        f"{tmp_path}/c.yaml:2: at 'service': 'web' is already defined in {tmp_path}/a.yaml",
+    ]
+    with pytest.raises(PolicyErrors) as caught:
+        load_policies(tmp_path)
+    assert len(caught.value.errors) == 2
+
+
+def test_missing_and_empty_directories(tmp_path):
+    assert [str(e) for e in load_policy_dir(tmp_path).errors] == [
+        f"{tmp_path}: no policy files (*.yaml, *.yml)"
+    ]
+    assert [str(e) for e in load_policy_dir(tmp_path / "nope").errors] == [
+        f"{tmp_path}/nope: no such directory"
+    ]
+
+
+def test_oversized_file_is_refused(tmp_path):
+    path = write(tmp_path, BASE + "#" * (1024 * 1024))
+    with pytest.raises(PolicyError) as caught:
+        load_policy_file(path)
+    assert str(caught.value) == f"{path}: file is larger than 1048576 bytes"
+
+
+def test_shipped_example_policies_validate():
+    services = sorted(p.service for p in load_policies(REPO / "policies"))
+    assert services == ["chatterbox", "flaky", "web"]
