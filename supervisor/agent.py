@@ -221,6 +221,16 @@ class Agent:
             )
             self._show(slot, seen)
             self.save()
+        elif decision.why == healing.WHY_BELOW_THRESHOLD:
+            log_event(
+                log,
+                logging.INFO,
+                "heal.pending",
+                "bad check below the failure threshold",
+                **fields,
+                bad_checks=slot.tracker.bad_checks,
+                failures=slot.policy.check.failures,
+            )
         elif decision.action == healing.RESET:
             log_event(log, logging.INFO, "heal.reset", "backoff reset", **fields, why=decision.why)
             self.save()

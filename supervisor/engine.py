@@ -22,9 +22,18 @@ from .errors import ContainerGone, EngineError, EngineUnreachable
 from .policy import Match, Policy
 from .status import (
     REASON_AMBIGUOUS,
+    REASON_CREATED,
+    REASON_DEAD,
     REASON_ENGINE_UNREACHABLE,
+    REASON_EXITED,
+    REASON_MISSING,
+    REASON_OOM_KILLED,
     Status,
     classify_state,
+)
+
+DOWN_REASONS = frozenset(
+    {REASON_MISSING, REASON_CREATED, REASON_EXITED, REASON_OOM_KILLED, REASON_DEAD}
 )
 
 LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
@@ -60,6 +69,11 @@ class Observation:
     @property
     def is_healthy(self) -> bool:
         return self.status is Status.RUNNING
+
+    @property
+    def is_down(self) -> bool:
+        """No process runs: the container is missing, created, exited or dead."""
+        return self.reason in DOWN_REASONS
 
 
 def discover(

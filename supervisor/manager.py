@@ -125,7 +125,7 @@ class ServiceManager:
         except SupervisorError as e:
             self._log_action_error("service.stop_failed", "stop failed", e)
             return False
-        return self.observe().status is Status.STOPPED
+        return self.observe().is_down
 
     def restart_service(self, stop_event: threading.Event | None = None) -> bool:
         """Stop, pause, start: the same cycle the agent uses to heal."""

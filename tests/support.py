@@ -1,0 +1,115 @@
+"""Helpers for tests against the real engine: a bounded poll, and the agent as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.1):
+    """Poll `predicate` until it returns something truthy; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(every_s)
+
+
+class AgentProcess:
+    """`docker-supervisor run` in a subprocess, its JSON lines collected as they come."""
+
+    def __init__(self, policies: Path, state_dir: Path, *extra: str, env: dict | None = None):
+        self.lines: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "supervisor",
+                "run",
+                "--policies",
+                str(policies),
+                "--state-dir",
+                str(state_dir),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, **(env or {})},
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._lock:
+                self.raw.append(line)
+                try:
+                    self.lines.append(json.loads(line))
+                except ValueError:
+                    self.lines.append({"event": "not_json", "text": line})
+
+    def events(self, event: str | None = None, **fields: Any) -> list[dict[str, Any]]:
+        with self._lock:
+            lines = list(self.lines)
+        return [
+            x
+            for x in lines
+            if (event is None or x.get("event") == event)
+            and all(x.get(k) == v for k, v in fields.items())
+        ]
+
+    def wait_event(self, event: str, timeout_s: float = 30, **fields: Any) -> dict[str, Any]:
+        def found():
+            if self.proc.poll() is not None and not self.events(event, **fields):
+                raise AssertionError(f"agent exited {self.proc.returncode}:\n{self.output()}")
+            hits = self.events(event, **fields)
+            return hits[0] if hits else None
+
+        try:
+            return wait_for(found, timeout_s, f"{event} {fields}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}\nagent output:\n{self.output()}") from None
+
+    def output(self) -> str:
+        with self._lock:
+            return "".join(self.raw[-60:])
+
+    def stop(self, timeout_s: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        finally:
+            self._reader.join(5)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def write_policy(directory: Path, service: str, **sections: Any) -> Path:
+    """Write a policy file from keyword sections (match=..., check=..., heal=...)."""
+    import yaml
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{service}.yaml"
+    path.write_text(yaml.safe_dump({"service": service, **sections}, sort_keys=False))
+    return path
