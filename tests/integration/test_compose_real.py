@@ -6,7 +6,7 @@ from supervisor import ServiceManager, Status, load_policy_file
 from supervisor.compose import Compose, build_base_argv, run_compose
 from supervisor.policy import ComposeRef
 from tests.integration.conftest import RUN_ID
-from tests.support import REPO
+from tests.support import REPO, write_policy
 
 pytestmark = pytest.mark.engine
 
@@ -53,3 +53,47 @@ def test_gpu_example_compose_file_is_accepted(compose_cmd):
     policy = load_policy_file(REPO / "policies/chatterbox.yaml")
     result = Compose(compose_cmd).config(policy.compose.file, policy.compose.project)
     assert result.argv[-2:] == ["config", "--quiet"]
+
+
+def test_compose_scope_heal_restarts_the_stack(client, image, compose_cmd, agents, tmp_path):
+    project = f"dst-{RUN_ID}-scope"
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "compose.yml").write_text(f"""\
+services:
+  app:
+    image: {image}
+    pull_policy: never
+    init: true
+    command: ["sh", "-c", "touch /tmp/healthy; trap 'exit 0' TERM; sleep 86400 & wait"]
+    labels: {{docker-supervisor.test: "{RUN_ID}"}}
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/healthy"]
+      interval: 1s
+      retries: 1
+""")
+    base = build_base_argv(compose_cmd, stack / "compose.yml", project)
+    try:
+        run_compose([*base, "up", "-d", "--wait"], 120)
+        write_policy(
+            tmp_path / "p",
+            "app",
+            match={"compose_service": "app"},
+            compose={"file": str(stack / "compose.yml"), "project": project},
+            check={"interval": "1s"},
+            heal={"scope": "compose", "pause": "200ms", "ready_timeout": "30s"},
+        )
+        agent = agents.start(tmp_path / "p", tmp_path / "state")
+        agent.wait_event("service.status", service="app", status="running")
+        [container] = client.containers.list(
+            filters={"label": f"com.docker.compose.project={project}"}
+        )
+        container.exec_run(["rm", "/tmp/healthy"])
+        started = agent.wait_event("heal.started", service="app")
+        assert started["scope"] == "compose"
+        agent.wait_event("heal.recovered", service="app")
+        container.reload()
+        assert container.attrs["State"]["Health"]["Status"] == "healthy"
+        assert agent.events("heal.failed") == []
+    finally:
+        run_compose([*base, "down", "--timeout", "1"], 120)
