@@ -379,6 +379,9 @@ def parse_policy(src: _Source, data: Any) -> Policy:
     )
     if heal.scope == "compose" and compose is None:
         raise src.error(("heal", "scope"), "scope compose needs a compose section with a file")
+    if "missing" in heal.on and heal.scope != "compose":
+        # Only compose can create a container that no longer exists.
+        raise src.error(("heal", "on"), "healing 'missing' needs heal.scope compose")
     return Policy(
         service=service, match=match, compose=compose, check=check, heal=heal, source=src.path
     )

@@ -172,6 +172,10 @@ BASE = "service: web\nmatch: {name: web}\n"
             "p.yaml:4: at 'heal.scope': scope compose needs a compose section with a file",
         ),
         (
+            BASE + "heal:\n  on: [unhealthy, missing]\n",
+            "p.yaml:4: at 'heal.on': healing 'missing' needs heal.scope compose",
+        ),
+        (
             BASE + "heal:\n  scope: host\n",
             "p.yaml:4: at 'heal.scope': expected one of container, compose, got 'host'",
         ),
