@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .errors import PolicyError, PolicyErrors, SupervisorError, UsageError
 from .logs import setup_logging
-from .policy import Policy, load_policies, load_policy_dir
+from .policy import Policy, load_policies, load_policy_dir, parse_duration
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -47,7 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the agent in the foreground")
     run.add_argument("--policies", default=DEFAULT_POLICIES, type=Path)
     run.add_argument("--state-dir", type=Path)
-    run.add_argument("--heal-concurrency", type=_positive_int, default=4)
+    run.add_argument(
+        "--heal-concurrency",
+        type=_positive_int,
+        default=4,
+        help="heal cycles at once; the rest queue (default 4)",
+    )
+    run.add_argument(
+        "--relist-interval",
+        type=_duration_arg,
+        default=60.0,
+        help="full re-listing to correct drift (default 60s)",
+    )
 
     validate = sub.add_parser("validate", help="check a policies directory")
     validate.add_argument("policies", nargs="?", default=DEFAULT_POLICIES, type=Path)
@@ -76,6 +87,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
+
+
+def _duration_arg(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration above 0, got {text!r}")
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,11 +7,13 @@ it acts when told. It counts the API calls it makes, so their cost can be measur
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -30,11 +32,15 @@ from .status import (
     REASON_OOM_KILLED,
     Status,
     classify_state,
+    is_restarted_by_docker,
 )
 
 DOWN_REASONS = frozenset(
     {REASON_MISSING, REASON_CREATED, REASON_EXITED, REASON_OOM_KILLED, REASON_DEAD}
 )
+
+if TYPE_CHECKING:
+    from .view import ContainerView
 
 LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
 LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
@@ -50,6 +56,16 @@ class ContainerInfo:
     labels: Mapping[str, str] = field(default_factory=dict)
     ports: frozenset[int] = frozenset()
     state: Mapping[str, Any] | None = None
+    restart_policy: str | None = None
+    restart_max_retries: int = 0
+    restart_count: int = 0
+
+    @property
+    def restarted_by_docker(self) -> bool:
+        """Docker's own restart policy will start this container again."""
+        return is_restarted_by_docker(
+            self.state, self.restart_policy, self.restart_max_retries, self.restart_count
+        )
 
     @property
     def short_id(self) -> str:
@@ -65,6 +81,7 @@ class Observation:
     container: ContainerInfo | None = None
     started_at: float | None = None
     detail: str | None = None
+    manual_stop: bool = False
 
     @property
     def is_healthy(self) -> bool:
@@ -135,6 +152,11 @@ class Engine:
         self._api: docker.APIClient | None = None
         self._lock = threading.Lock()
         self._calls = 0
+        self.view: ContainerView | None = None
+
+    def attach_view(self, view: ContainerView) -> None:
+        """Read containers from `view` from now on (no API call per observation)."""
+        self.view = view
 
     @property
     def api_calls(self) -> int:
@@ -177,21 +199,35 @@ class Engine:
     def ping(self) -> None:
         self._call("ping")
 
-    def list_containers(self) -> list[ContainerInfo]:
-        """Every container, running or not, from one listing (no State yet)."""
-        rows = self._call("containers", all=True)
-        return [_summary(row) for row in rows]
+    def list_rows(self) -> list[Mapping[str, Any]]:
+        """One listing of every container, running or not, as the API returns it."""
+        return self._call("containers", all=True)
 
-    def inspect(self, container: ContainerInfo) -> ContainerInfo:
-        """The same container with its current State."""
-        data = self._call("inspect_container", container.id)
-        name = (data.get("Name") or container.name).lstrip("/")
-        return ContainerInfo(container.id, name, container.labels, container.ports, data["State"])
+    def list_containers(self) -> list[ContainerInfo]:
+        """Every container from one listing (no State yet)."""
+        return [_summary(row) for row in self.list_rows()]
+
+    def inspect_container(self, container_id: str) -> ContainerInfo:
+        """One container, fully: name, labels, ports and State."""
+        return _from_inspect(self._call("inspect_container", container_id))
+
+    def open_events(self, actions: tuple[str, ...]) -> Any:
+        """Open the container event stream, filtered to `actions`; iterate it, close() it."""
+        filters = {"type": ["container"], "event": list(actions)}
+        return self._call("events", filters=filters, decode=True)
 
     def observe(self, policy: Policy, containers: list[ContainerInfo] | None = None) -> Observation:
-        """Find the policy's container and classify it. Never raises for engine trouble."""
+        """Find the policy's container and classify it. Never raises for engine trouble.
+
+        With a view attached, this reads the view and makes no API call.
+        """
+        view = self.view
         try:
-            if containers is None:
+            if view is not None:
+                if not view.synced:
+                    raise EngineUnreachable("not connected to the Docker engine")
+                containers = view.containers()
+            elif containers is None:
                 containers = self.list_containers()
             project = policy.compose.project if policy.compose else None
             found = discover(policy.match, project, containers)
@@ -201,24 +237,67 @@ class Engine:
             if not found:
                 status, reason = classify_state(None)
                 return Observation(status, reason)
-            container = self.inspect(found[0])
+            container = found[0] if view is not None else self.inspect_container(found[0].id)
         except ContainerGone:
             status, reason = classify_state(None)
             return Observation(status, reason)
         except EngineError as e:
             return Observation(Status.ERROR, REASON_ENGINE_UNREACHABLE, detail=str(e))
         status, reason = classify_state(container.state)
-        return Observation(status, reason, container, parse_started_at(container.state))
+        manual = view is not None and view.is_manual_stop(container.id)
+        return Observation(
+            status, reason, container, parse_started_at(container.state), manual_stop=manual
+        )
+
+    def wait_change(self, timeout_s: float) -> None:
+        """Sleep until the view changes (or `timeout_s` passes); plain sleep without a view."""
+        if self.view is not None and self.view.synced:
+            self.view.wait_change(timeout_s)
+        else:
+            time.sleep(timeout_s)
+
+    def acting_on(self, container_ids: tuple[str, ...] = (), project: str | None = None):
+        """Mark what the agent is about to do, so the view takes its events as the agent's."""
+        if self.view is None:
+            return contextlib.nullcontext()
+        return self.view.acting_on(container_ids, project)
 
     def stop(self, container: ContainerInfo, timeout_s: float) -> None:
         """Stop gracefully, SIGKILL after `timeout_s`."""
-        self._call("stop", container.id, timeout=max(0, round(timeout_s)))
+        with self.acting_on((container.id,)):
+            self._call("stop", container.id, timeout=max(0, round(timeout_s)))
 
     def start(self, container: ContainerInfo) -> None:
-        self._call("start", container.id)
+        with self.acting_on((container.id,)):
+            self._call("start", container.id)
 
     def close(self) -> None:
         self._forget_client()
+
+
+def _from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
+    config = data.get("Config") or {}
+    ports: set[int] = set()
+    exposed = list((config.get("ExposedPorts") or {}).keys())
+    published = (data.get("NetworkSettings") or {}).get("Ports") or {}
+    for key in [*exposed, *published.keys()]:
+        with contextlib.suppress(ValueError):
+            ports.add(int(key.split("/")[0]))
+    for bindings in published.values():
+        for binding in bindings or []:
+            with contextlib.suppress(ValueError, TypeError):
+                ports.add(int(binding.get("HostPort")))
+    restart = (data.get("HostConfig") or {}).get("RestartPolicy") or {}
+    return ContainerInfo(
+        id=data["Id"],
+        name=(data.get("Name") or data["Id"][:12]).lstrip("/"),
+        labels=dict(config.get("Labels") or {}),
+        ports=frozenset(ports),
+        state=data.get("State"),
+        restart_policy=restart.get("Name") or None,
+        restart_max_retries=int(restart.get("MaximumRetryCount") or 0),
+        restart_count=int(data.get("RestartCount") or 0),
+    )
 
 
 def _summary(row: Mapping[str, Any]) -> ContainerInfo:

@@ -8,6 +8,9 @@ Backoff: attempt 1 starts at once; attempt n >= 2 waits
 
     delay_s = min(initial_s * factor ** (n - 2), max_s) * (1 + jitter * u),  u uniform in [-1, 1)
 
+With `failures` > 1, bad checks count at most once per half `interval`, so that checks
+triggered by a burst of events do not reach the threshold at once.
+
 An attempt that would make more than `max_restarts` restarts inside the trailing `window_s`
 is not made: the tracker gives up until an operator resets it, the policy changes, or the
 container turns healthy by itself. `reset_after_s` of continuous health sets n back to 1.
@@ -35,6 +38,7 @@ WHY_NOT_HEALABLE = "not_healable"
 WHY_GAVE_UP = REASON_GAVE_UP
 WHY_GRACE = "grace"
 WHY_BELOW_THRESHOLD = "below_threshold"
+WHY_ALREADY_COUNTED = "already_counted"
 WHY_BAD = "bad"
 WHY_CRASH_LOOP = "crash_loop"
 WHY_STABLE = "stable"
@@ -68,6 +72,7 @@ class RestartTracker:
     attempt: int = 0
     restarts_at: list[float] = field(default_factory=list)
     bad_checks: int = 0
+    last_bad_at: float = 0.0
     healthy_since: float | None = None
     gave_up: bool = False
 
@@ -87,7 +92,12 @@ class RestartTracker:
             return Decision(NOTHING, WHY_GAVE_UP)
         if started_at is not None and now - started_at < self.check.grace_s:
             return Decision(NOTHING, WHY_GRACE)
+        if self.bad_checks and now - self.last_bad_at < self.check.interval_s / 2:
+            # Events trigger checks between the periodic ones; the threshold counts at most
+            # one bad check per half interval, so a burst of events is one bad check.
+            return Decision(NOTHING, WHY_ALREADY_COUNTED)
         self.bad_checks += 1
+        self.last_bad_at = now
         if self.bad_checks < self.check.failures:
             return Decision(NOTHING, WHY_BELOW_THRESHOLD)
         self.bad_checks = 0

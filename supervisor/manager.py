@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .compose import Compose, find_compose_command
-from .engine import ContainerInfo, Engine, Observation
+from .engine import LABEL_COMPOSE_PROJECT, ContainerInfo, Engine, Observation
 from .errors import ComposeError, EngineError, SupervisorError
 from .logs import log_event
 from .policy import Policy
@@ -145,8 +145,10 @@ class ServiceManager:
             seen = self.observe()
             if seen.is_healthy or time.monotonic() >= deadline:
                 return seen
-            if _wait(stop_event, min(POLL_S, max(0.0, deadline - time.monotonic()))):
+            if stop_event is not None and stop_event.is_set():
                 return seen
+            # With the agent's view this wakes on the next event, not on the next poll.
+            self.engine.wait_change(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
     # Healing.
 
@@ -161,7 +163,8 @@ class ServiceManager:
         try:
             if heal.scope == "compose":
                 ref = self.policy.compose
-                self.compose().stop(ref.file, ref.project, heal.stop_timeout_s)
+                with self.engine.acting_on(project=self._project(container)):
+                    self.compose().stop(ref.file, ref.project, heal.stop_timeout_s)
             else:
                 if container is None:
                     return outcome(False, FAILED_GONE)
@@ -197,13 +200,20 @@ class ServiceManager:
             try:
                 if self.policy.heal.scope == "compose":
                     ref = self.policy.compose
-                    self.compose().up(ref.file, ref.project)
+                    with self.engine.acting_on(project=self._project(container)):
+                        self.compose().up(ref.file, ref.project)
                 else:
                     self.engine.start(container)
                 return
             except (EngineError, ComposeError) as e:
                 last = e
         raise last
+
+    def _project(self, container: ContainerInfo | None) -> str | None:
+        """The compose project whose events a compose-scope cycle causes."""
+        if self.policy.compose and self.policy.compose.project:
+            return self.policy.compose.project
+        return container.labels.get(LABEL_COMPOSE_PROJECT) if container else None
 
     def _log_action_error(self, event: str, message: str, error: SupervisorError) -> None:
         log_event(log, logging.ERROR, event, message, service=self.service, error=_detail(error))

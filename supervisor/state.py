@@ -33,13 +33,16 @@ def default_state_dir() -> Path:
     return Path(base) / "docker-supervisor"
 
 
-def save_state(state_dir: Path, services: dict[str, dict[str, Any]]) -> None:
-    """Write every service's snapshot to the state file, atomically."""
+def save_state(
+    state_dir: Path, services: dict[str, dict[str, Any]], agent: dict[str, Any] | None = None
+) -> None:
+    """Write every service's snapshot (and the agent's own figures) to the state file,
+    atomically."""
     state_dir.mkdir(parents=True, exist_ok=True)
     data = {
         "version": STATE_VERSION,
         "updated_at": time.time(),
-        "pid": os.getpid(),
+        "agent": agent or {"pid": os.getpid()},
         "services": services,
     }
     fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=state_dir)

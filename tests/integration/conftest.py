@@ -22,6 +22,11 @@ TEST_LABEL = "docker-supervisor.test"
 SECOND_NS = 1_000_000_000
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that restart the engine run last, so they disturb no other test."""
+    items.sort(key=lambda item: item.get_closest_marker("engine_restart") is not None)
+
+
 @pytest.fixture(scope="session")
 def client():
     try:

@@ -54,12 +54,20 @@ def test_first_bad_check_heals_at_once_then_backs_off():
 
 
 def test_failures_threshold_counts_consecutive_bad_checks():
-    t = tracker(check=CheckPolicy(failures=3))
-    whys = [t.observe(*BAD, 0).why for _ in range(2)]
+    t = tracker(check=CheckPolicy(interval_s=10, failures=3))
+    whys = [t.observe(*BAD, 10 * i).why for i in range(2)]
     assert whys == [healing.WHY_BELOW_THRESHOLD] * 2
-    t.observe(*GOOD, 1)  # one good check breaks the streak
-    whys = [t.observe(*BAD, 2 + i).why for i in range(3)]
+    t.observe(*GOOD, 20)  # one good check breaks the streak
+    whys = [t.observe(*BAD, 30 + 10 * i).why for i in range(3)]
     assert whys == [healing.WHY_BELOW_THRESHOLD, healing.WHY_BELOW_THRESHOLD, healing.WHY_BAD]
+
+
+def test_a_burst_of_event_checks_counts_once_per_half_interval():
+    t = tracker(check=CheckPolicy(interval_s=10, failures=2))
+    assert t.observe(*BAD, 100.0).why == healing.WHY_BELOW_THRESHOLD
+    assert t.observe(*BAD, 100.1).why == healing.WHY_ALREADY_COUNTED
+    assert t.observe(*BAD, 104.9).why == healing.WHY_ALREADY_COUNTED
+    assert t.observe(*BAD, 105.0).action == healing.HEAL
 
 
 def test_grace_after_start():
@@ -69,7 +77,7 @@ def test_grace_after_start():
 
 
 def test_starting_and_non_healable_reasons_do_nothing():
-    t = tracker(check=CheckPolicy(failures=2))
+    t = tracker(check=CheckPolicy(interval_s=1, failures=2))
     t.observe(*BAD, 0)
     assert t.observe(Status.STARTING, "health_starting", 1).why == healing.WHY_STARTING
     assert t.observe(Status.STOPPED, "exited", 2).why == healing.WHY_NOT_HEALABLE

@@ -1,0 +1,429 @@
+"""The container view: every container's state, kept current by Docker's events.
+
+In the manner of a Kubernetes informer: open the event stream, list once (inspecting each
+container), then let events update the cache; re-list now and then (and after every
+reconnect) to correct drift, inspecting only what changed. Checks read the view and make no
+API call of their own. The view also knows which stop/kill/die/start events the agent caused,
+and which containers someone else stopped by hand.
+
+It observes only: it never stops, starts or decides anything. It talks to Docker only through
+engine.Engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from .errors import ContainerGone, EngineError
+from .logs import log_event
+
+log = logging.getLogger("supervisor.view")
+
+# The container events the view follows; the engine filters out the rest (exec_* above all,
+# which every health check emits three times).
+WATCHED_ACTIONS = (
+    "create", "start", "restart", "die", "stop", "kill", "oom", "destroy",
+    "health_status", "pause", "unpause", "rename",
+)  # fmt: skip
+# How long after the agent's own call returns its events are still taken as its own.
+OWN_EVENT_GRACE_S = 5.0
+# A kill with one of these signals stops the container (docker kill, docker stop); others
+# (HUP to reload, say) do not.
+STOP_SIGNALS = frozenset({"2", "3", "9", "15", "SIGINT", "SIGQUIT", "SIGKILL", "SIGTERM"})
+# Stops seen this shortly before the event stream breaks are taken as the engine's shutdown.
+ENGINE_SHUTDOWN_WINDOW_S = 30.0
+RESYNC_AFTER_RECONNECT_S = 3.0
+RECONNECT_FIRST_S = 0.1
+RECONNECT_MAX_S = 2.0
+
+_HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+
+
+class ContainerSource(Protocol):
+    """What the view needs from the engine adapter."""
+
+    def list_rows(self) -> list[Mapping[str, Any]]: ...
+    def inspect_container(self, container_id: str) -> Any: ...
+    def open_events(self, actions: tuple[str, ...]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ViewEvent:
+    """One applied event, as the agent is told of it."""
+
+    container_id: str
+    action: str
+    by_agent: bool
+    container: Any | None  # engine.ContainerInfo after the event; None once destroyed
+
+
+def apply_event(
+    state: Mapping[str, Any], action: str, attrs: Mapping[str, str], at_iso: str, oom: bool = False
+) -> dict[str, Any]:
+    """Return the inspect-style State after one event. Pure; unknown actions change nothing."""
+    new = dict(state)
+    verb, _, detail = action.partition(":")
+    if verb in ("start", "restart"):
+        new.update(
+            Status="running",
+            Running=True,
+            Paused=False,
+            Restarting=False,
+            OOMKilled=False,
+            Dead=False,
+            ExitCode=0,
+            StartedAt=at_iso,
+        )
+        if isinstance(new.get("Health"), Mapping):
+            new["Health"] = {**new["Health"], "Status": "starting", "FailingStreak": 0}
+    elif verb == "die":
+        try:
+            code = int(attrs.get("exitCode", "0"))
+        except ValueError:
+            code = -1
+        new.update(
+            Status="exited",
+            Running=False,
+            Paused=False,
+            Restarting=False,
+            ExitCode=code,
+            OOMKilled=oom,
+            FinishedAt=at_iso,
+        )
+    elif verb == "health_status":
+        health = detail.strip()
+        new["Health"] = {**(new.get("Health") or {}), "Status": health}
+    elif verb == "pause":
+        new.update(Status="paused", Paused=True)
+    elif verb == "unpause":
+        new.update(Status="running", Paused=False)
+    return new
+
+
+def health_from_list_status(text: str) -> str | None:
+    """The health shown in a listing's Status text ("Up 5 minutes (healthy)"), if any."""
+    found = _HEALTH_IN_STATUS.search(text or "")
+    if not found:
+        return None
+    return "starting" if found.group(1) == "health: starting" else found.group(1)
+
+
+def fingerprint_state(state: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+    """What a listing row can confirm about a State: its status word and health."""
+    if state is None:
+        return (None, None)
+    health = (
+        (state.get("Health") or {}).get("Status")
+        if isinstance(state.get("Health"), Mapping)
+        else None
+    )
+    status = state.get("Status")
+    return (status, health if status == "running" else None)
+
+
+def fingerprint_row(row: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    status = row.get("State")
+    health = health_from_list_status(row.get("Status", "")) if status == "running" else None
+    return (status, health)
+
+
+class ContainerView:
+    """A thread-safe cache of every container, kept current by an events thread."""
+
+    def __init__(
+        self,
+        source: ContainerSource,
+        on_event: Callable[[ViewEvent], None] | None = None,
+        on_sync: Callable[[bool, str | None], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._source = source
+        self._on_event = on_event
+        self._on_sync = on_sync
+        self._clock = clock
+        self._changed = threading.Condition()
+        self._containers: dict[str, Any] = {}
+        self._last_event_seq: dict[str, int] = {}
+        self._seq = 0
+        self._oom: set[str] = set()
+        self._kill_pending: set[str] = set()
+        self._manual_stop: dict[str, float] = {}
+        self._own_ids: dict[str, float] = {}
+        self._own_projects: dict[str, float] = {}
+        self._synced = False
+        self._reported: bool | None = None
+        self._first_outcome = threading.Event()
+        self._stopping = threading.Event()
+        self._stream: Any = None
+        self._thread: threading.Thread | None = None
+
+    # Reading.
+
+    @property
+    def synced(self) -> bool:
+        return self._synced
+
+    def containers(self) -> list[Any]:
+        with self._changed:
+            return list(self._containers.values())
+
+    def get(self, container_id: str) -> Any | None:
+        with self._changed:
+            return self._containers.get(container_id)
+
+    def is_manual_stop(self, container_id: str) -> bool:
+        with self._changed:
+            return container_id in self._manual_stop
+
+    def wait_change(self, timeout_s: float) -> None:
+        """Block until the view changes or `timeout_s` passes."""
+        with self._changed:
+            self._changed.wait(timeout_s)
+
+    # The agent's own actions.
+
+    @contextmanager
+    def acting_on(self, container_ids: tuple[str, ...] = (), project: str | None = None):
+        """Mark the events of these containers (or this compose project) as the agent's own,
+        from now until OWN_EVENT_GRACE_S after the block ends."""
+        forever = float("inf")
+        with self._changed:
+            for cid in container_ids:
+                self._own_ids[cid] = forever
+            if project:
+                self._own_projects[project] = forever
+        try:
+            yield
+        finally:
+            until = self._clock() + OWN_EVENT_GRACE_S
+            with self._changed:
+                for cid in container_ids:
+                    self._own_ids[cid] = until
+                if project:
+                    self._own_projects[project] = until
+
+    def _is_own(self, container_id: str, container: Any | None, now: float) -> bool:
+        if self._own_ids.get(container_id, 0) >= now:
+            return True
+        project = container.labels.get("com.docker.compose.project") if container else None
+        return bool(project) and self._own_projects.get(project, 0) >= now
+
+    # Syncing.
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="container-view", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        stream = self._stream
+        if stream is not None:
+            # Closing a broken stream may fail; we are leaving anyway.
+            with contextlib.suppress(Exception):
+                stream.close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        delay_s = RECONNECT_FIRST_S
+        while not self._stopping.is_set():
+            try:
+                self._stream = self._source.open_events(WATCHED_ACTIONS)
+                self.resync()
+                if self._reported is False:
+                    # A restarted engine restores containers for a while after it answers,
+                    # not always with events: look once more when that has settled.
+                    self._resync_later(RESYNC_AFTER_RECONNECT_S)
+                self._set_synced(True, None)
+                delay_s = RECONNECT_FIRST_S
+                for event in self._stream:
+                    self.apply(event)
+                if not self._stopping.is_set():
+                    raise EngineError("the event stream ended")
+            except Exception as e:  # any failure: mark unsynced, back off, reconnect
+                if self._stopping.is_set():
+                    break
+                self._set_synced(False, f"{type(e).__name__}: {e}")
+                self._stopping.wait(delay_s)
+                delay_s = min(delay_s * 2, RECONNECT_MAX_S)
+            finally:
+                self._stream = None
+
+    def wait_first_outcome(self, timeout_s: float) -> bool:
+        """Wait until the first connection attempt has either synced or failed."""
+        return self._first_outcome.wait(timeout_s)
+
+    def _resync_later(self, delay_s: float) -> None:
+        def run() -> None:
+            if self._stopping.wait(delay_s) or not self._synced:
+                return
+            with contextlib.suppress(EngineError):
+                self.resync()
+
+        threading.Thread(target=run, name="view-resync", daemon=True).start()
+
+    def _set_synced(self, synced: bool, error: str | None) -> None:
+        with self._changed:
+            if not synced:
+                # A stopping engine stops its containers first; those stops are the engine's,
+                # not an operator's, and must not keep the agent from healing them later.
+                recent = self._clock() - ENGINE_SHUTDOWN_WINDOW_S
+                for cid, at in list(self._manual_stop.items()):
+                    if at >= recent:
+                        del self._manual_stop[cid]
+                self._kill_pending.clear()
+            self._synced = synced
+            changed, self._reported = self._reported != synced, synced
+            self._changed.notify_all()
+        if changed and self._on_sync:
+            try:
+                self._on_sync(synced, error)
+            except Exception as e:  # a listener's bug must not stop the view
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "view.listener_failed",
+                    "sync listener raised",
+                    error=f"{type(e).__name__}: {e}",
+                )
+        self._first_outcome.set()
+
+    def resync(self) -> int:
+        """List every container; inspect the new and the changed; drop the gone.
+
+        Returns how many containers were inspected (the cost of correcting drift).
+        """
+        with self._changed:
+            began = self._seq
+            known = dict(self._containers)
+        rows = self._source.list_rows()
+        fresh: dict[str, Any] = {}
+        inspected = 0
+        for row in rows:
+            cid = row["Id"]
+            have = known.get(cid)
+            if have is not None and fingerprint_state(have.state) == fingerprint_row(row):
+                fresh[cid] = have
+                continue
+            try:
+                fresh[cid] = self._source.inspect_container(cid)
+                inspected += 1
+            except ContainerGone:
+                continue
+        corrected: list[ViewEvent] = []
+        with self._changed:
+            for cid, container in fresh.items():
+                # An event applied after this listing began is newer than what we saw.
+                if self._last_event_seq.get(cid, -1) < began or cid not in self._containers:
+                    if container is not known.get(cid):
+                        corrected.append(ViewEvent(cid, "resync", False, container))
+                    self._containers[cid] = container
+                    if (container.state or {}).get("Running"):
+                        # Started again while we were not listening: no longer stopped by hand.
+                        self._manual_stop.pop(cid, None)
+                        self._kill_pending.discard(cid)
+            for cid in list(self._containers):
+                if cid not in fresh and self._last_event_seq.get(cid, -1) < began:
+                    self._forget(cid)
+                    corrected.append(ViewEvent(cid, "resync", False, None))
+            self._changed.notify_all()
+        if known:  # the first listing needs no news: every service is checked after it
+            for change in corrected:
+                self._notify(change)
+        return inspected
+
+    def _forget(self, cid: str) -> None:
+        self._containers.pop(cid, None)
+        for bag in (self._oom, self._kill_pending):
+            bag.discard(cid)
+        self._manual_stop.pop(cid, None)
+        self._own_ids.pop(cid, None)
+        self._last_event_seq.pop(cid, None)
+
+    def apply(self, event: Mapping[str, Any]) -> ViewEvent | None:
+        """Fold one Docker event into the view and tell the agent. Never raises."""
+        cid = event.get("id") or (event.get("Actor") or {}).get("ID")
+        action = event.get("Action") or event.get("status") or ""
+        if not cid or event.get("Type", "container") != "container":
+            return None
+        verb = action.partition(":")[0]
+        attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        at_ns = event.get("timeNano") or int(event.get("time", 0)) * 1_000_000_000
+        at_iso = datetime.fromtimestamp(at_ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
+        container = None
+        cached = self.get(cid)
+        # Inspect what the cache cannot tell: a new container, or an event that contradicts
+        # the cache (a health report for a container we think is not running: the engine
+        # restores containers at start-up without a start event).
+        stale = (
+            verb == "health_status"
+            and cached is not None
+            and not ((cached.state or {}).get("Running"))
+        )
+        if verb == "create" or (verb == "start" and cached is None) or stale:
+            try:
+                container = self._source.inspect_container(cid)
+            except (ContainerGone, EngineError):
+                container = None
+        now = self._clock()
+        with self._changed:
+            self._seq += 1
+            self._last_event_seq[cid] = self._seq
+            if container is None:
+                container = self._containers.get(cid)
+            by_agent = self._is_own(cid, container, now)
+            if verb == "destroy":
+                self._forget(cid)
+                container = None
+            elif container is not None:
+                if verb == "oom":
+                    self._oom.add(cid)
+                elif verb == "kill" and not by_agent and attrs.get("signal") in STOP_SIGNALS:
+                    self._kill_pending.add(cid)
+                elif verb == "die":
+                    if cid in self._kill_pending:
+                        self._manual_stop[cid] = now
+                    self._kill_pending.discard(cid)
+                elif verb == "stop" and not by_agent:
+                    self._manual_stop[cid] = now
+                elif verb in ("start", "restart"):
+                    self._manual_stop.pop(cid, None)
+                    self._kill_pending.discard(cid)
+                    self._oom.discard(cid)
+                if verb == "rename" and attrs.get("name"):
+                    container = replace(container, name=attrs["name"].lstrip("/"))
+                state = container.state or {}
+                if not stale:
+                    state = apply_event(state, action, attrs, at_iso, oom=cid in self._oom)
+                container = replace(container, state=state)
+                self._containers[cid] = container
+                if verb == "die":
+                    self._oom.discard(cid)
+            self._changed.notify_all()
+        change = ViewEvent(cid, action, by_agent, container)
+        self._notify(change)
+        return change
+
+    def _notify(self, change: ViewEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(change)
+        except Exception as e:  # a listener's bug must not stop the stream
+            log_event(
+                log,
+                logging.ERROR,
+                "view.listener_failed",
+                "event listener raised",
+                error=f"{type(e).__name__}: {e}",
+                action=change.action,
+            )
