@@ -1,0 +1,248 @@
+"""view.py without Docker: folding events into State, drift detection, and who stopped what.
+
+The source is a fake of our own ContainerSource interface (list, inspect, events)."""
+
+import pytest
+
+from supervisor.engine import ContainerInfo
+from supervisor.errors import ContainerGone
+from supervisor.view import (
+    ContainerView,
+    apply_event,
+    fingerprint_row,
+    fingerprint_state,
+    health_from_list_status,
+)
+
+AT = "2026-11-26T04:00:00Z"
+RUNNING = {
+    "Status": "running",
+    "Running": True,
+    "Paused": False,
+    "Restarting": False,
+    "ExitCode": 0,
+    "OOMKilled": False,
+    "Health": {"Status": "healthy"},
+}
+
+
+def test_start_resets_health_to_starting():
+    stopped = {**RUNNING, "Status": "exited", "Running": False, "ExitCode": 143}
+    state = apply_event(stopped, "start", {}, AT)
+    assert (state["Status"], state["Running"], state["ExitCode"]) == ("running", True, 0)
+    assert state["Health"]["Status"] == "starting"
+    assert state["StartedAt"] == AT
+
+
+def test_start_without_health_check_adds_none():
+    state = apply_event({"Status": "exited"}, "start", {}, AT)
+    assert "Health" not in state
+
+
+@pytest.mark.parametrize(
+    ("action", "attrs", "oom", "expected"),
+    [
+        ("die", {"exitCode": "3"}, False, {"Status": "exited", "ExitCode": 3, "OOMKilled": False}),
+        (
+            "die",
+            {"exitCode": "137"},
+            True,
+            {"Status": "exited", "ExitCode": 137, "OOMKilled": True},
+        ),
+        ("die", {"exitCode": "x"}, False, {"ExitCode": -1}),
+        ("health_status: unhealthy", {}, False, {"Health": {"Status": "unhealthy"}}),
+        ("pause", {}, False, {"Status": "paused", "Paused": True}),
+        ("kill", {"signal": "15"}, False, {"Status": "running"}),
+    ],
+)
+def test_apply_event(action, attrs, oom, expected):
+    state = apply_event(RUNNING, action, attrs, AT, oom=oom)
+    assert {k: state[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "health"),
+    [
+        ("Up 5 minutes (healthy)", "healthy"),
+        ("Up 2 seconds (health: starting)", "starting"),
+        ("Up 1 hour (unhealthy)", "unhealthy"),
+        ("Up 3 minutes", None),
+        ("Exited (0) 2 minutes ago", None),
+    ],
+)
+def test_health_from_list_status(text, health):
+    assert health_from_list_status(text) == health
+
+
+def test_fingerprints_agree_on_the_same_state():
+    row = {"Id": "a", "State": "running", "Status": "Up 5 minutes (healthy)"}
+    assert fingerprint_row(row) == fingerprint_state(RUNNING) == ("running", "healthy")
+    assert fingerprint_row({"State": "exited", "Status": "Exited (1)"}) == ("exited", None)
+
+
+class FakeSource:
+    """Containers as a dict of inspect results; counts the calls the view makes."""
+
+    def __init__(self):
+        self.containers: dict[str, ContainerInfo] = {}
+        self.inspects = 0
+        self.lists = 0
+
+    def add(self, cid, name, state, labels=None):
+        self.containers[cid] = ContainerInfo(cid, name, labels or {}, frozenset(), state)
+
+    def list_rows(self):
+        self.lists += 1
+        rows = []
+        for c in self.containers.values():
+            health = (c.state.get("Health") or {}).get("Status")
+            status = f"Up 1 minute ({health})" if health else "Up 1 minute"
+            rows.append({"Id": c.id, "State": c.state["Status"], "Status": status})
+        return rows
+
+    def inspect_container(self, cid):
+        self.inspects += 1
+        if cid not in self.containers:
+            raise ContainerGone(cid)
+        return self.containers[cid]
+
+    def open_events(self, actions):
+        return iter(())
+
+
+def event(cid, action, **attrs):
+    return {
+        "Type": "container",
+        "id": cid,
+        "Action": action,
+        "Actor": {"ID": cid, "Attributes": attrs},
+        "timeNano": 1795665600_000000000,
+    }
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def setup():
+    source, clock, seen = FakeSource(), Clock(), []
+    view = ContainerView(source, on_event=seen.append, clock=clock)
+    source.add("a", "web", dict(RUNNING))
+    source.add("b", "db", dict(RUNNING))
+    assert view.resync() == 2
+    return view, source, clock, seen
+
+
+def test_resync_inspects_only_what_changed(setup):
+    view, source, _, _ = setup
+    assert view.resync() == 0
+    source.add("a", "web", {**RUNNING, "Health": {"Status": "unhealthy"}})
+    source.add("c", "cache", dict(RUNNING))
+    del source.containers["b"]
+    assert view.resync() == 2
+    assert sorted(c.name for c in view.containers()) == ["cache", "web"]
+    assert view.get("a").state["Health"]["Status"] == "unhealthy"
+
+
+def test_resync_reports_what_it_corrected(setup):
+    view, source, _, seen = setup
+    source.add("a", "web", {**RUNNING, "Health": {"Status": "unhealthy"}})
+    view.resync()
+    assert [(e.container_id, e.action) for e in seen] == [("a", "resync")]
+
+
+def test_a_stop_by_hand_is_remembered_until_the_next_start(setup):
+    view, _, _, seen = setup
+    for e in (
+        event("a", "kill", signal="15"),
+        event("a", "die", exitCode="143"),
+        event("a", "stop"),
+    ):
+        view.apply(e)
+    assert view.is_manual_stop("a")
+    assert [e.by_agent for e in seen] == [False, False, False]
+    view.apply(event("a", "start"))
+    assert not view.is_manual_stop("a")
+
+
+def test_docker_kill_counts_as_by_hand_but_a_reload_signal_does_not(setup):
+    view, *_ = setup
+    view.apply(event("a", "kill", signal="1"))
+    view.apply(event("a", "die", exitCode="1"))
+    assert not view.is_manual_stop("a")
+    view.apply(event("b", "kill", signal="9"))
+    view.apply(event("b", "die", exitCode="137"))
+    assert view.is_manual_stop("b")
+
+
+def test_a_crash_is_not_a_stop_by_hand(setup):
+    view, *_ = setup
+    view.apply(event("a", "die", exitCode="1"))
+    assert not view.is_manual_stop("a")
+    assert view.get("a").state["ExitCode"] == 1
+
+
+def test_the_agents_own_stop_is_not_by_hand(setup):
+    view, _, clock, seen = setup
+    with view.acting_on(("a",)):
+        view.apply(event("a", "kill", signal="15"))
+        view.apply(event("a", "die", exitCode="143"))
+    clock.now += 4.9  # late events inside the grace are still the agent's
+    view.apply(event("a", "stop"))
+    assert [e.by_agent for e in seen] == [True, True, True]
+    assert not view.is_manual_stop("a")
+    clock.now += 0.2
+    view.apply(event("a", "stop"))
+    assert seen[-1].by_agent is False
+
+
+def test_compose_project_actions_cover_every_container_of_the_project():
+    source, seen = FakeSource(), []
+    view = ContainerView(source, on_event=seen.append, clock=Clock())
+    source.add("x", "demo-web-1", dict(RUNNING), {"com.docker.compose.project": "demo"})
+    source.add("y", "other-web-1", dict(RUNNING), {"com.docker.compose.project": "other"})
+    view.resync()
+    with view.acting_on(project="demo"):
+        view.apply(event("x", "stop"))
+        view.apply(event("y", "stop"))
+    assert [e.by_agent for e in seen] == [True, False]
+
+
+def test_engine_shutdown_stops_are_forgotten_when_the_stream_breaks(setup):
+    view, _, clock, _ = setup
+    view.apply(event("a", "stop"))
+    clock.now += 100
+    view.apply(event("b", "stop"))
+    view._set_synced(False, "stream ended")
+    assert view.is_manual_stop("a")  # long before the outage: an operator's
+    assert not view.is_manual_stop("b")  # just before it: the engine's shutdown
+
+
+def test_destroy_forgets_and_create_inspects(setup):
+    view, source, _, seen = setup
+    view.apply(event("b", "destroy"))
+    assert view.get("b") is None and seen[-1].container is None
+    source.add("n", "new", dict(RUNNING))
+    before = source.inspects
+    view.apply(event("n", "create"))
+    assert source.inspects == before + 1
+    assert view.get("n").name == "new"
+
+
+def test_rename(setup):
+    view, *_ = setup
+    view.apply(event("a", "rename", name="/web-old", oldName="/web"))
+    assert view.get("a").name == "web-old"
+
+
+def test_health_report_for_a_stopped_container_reinspects(setup):
+    view, source, *_ = setup
+    view.apply(event("a", "die", exitCode="255"))
+    before = source.inspects
+    view.apply(event("a", "health_status: healthy"))  # restored by the engine, no start event
+    assert source.inspects == before + 1
+    assert view.get("a").state["Running"] is True
