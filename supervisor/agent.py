@@ -31,7 +31,7 @@ from .errors import SupervisorError
 from .logs import log_event
 from .manager import ServiceManager
 from .policy import Policy
-from .state import load_state, save_state
+from .state import StateWriter, load_state
 from .status import REASON_ENGINE_UNREACHABLE, REASON_GAVE_UP, REASON_MANUAL_STOP, Status
 from .view import ContainerView, ViewEvent
 
@@ -97,7 +97,7 @@ class Agent:
         self._started_at = clock()
         self._relist_s = relist_s
         self._stop = threading.Event()
-        self._state_lock = threading.Lock()
+        self._save_requested = False
         self._engine_lock = threading.Lock()
         self._engine_ok: bool | None = None
         self._heal_lock = threading.Lock()
@@ -109,6 +109,11 @@ class Agent:
         )
         self.engine.attach_view(self.view)
         saved = load_state(state_dir) if state_dir else {}
+        self._writer = (
+            StateWriter(state_dir, lambda: (self.snapshot(), self.agent_snapshot()))
+            if state_dir
+            else None
+        )
         self.slots: dict[str, ServiceSlot] = {}
         for policy in policies:
             tracker = healing.RestartTracker(policy.heal, policy.check)
@@ -161,7 +166,8 @@ class Agent:
             self._scheduler.shutdown(wait=True)
         self._heal_pool.shutdown(wait=True)
         self.view.stop()
-        self.save()
+        if self._writer is not None:
+            self._writer.close()
         self.engine.close()
         log_event(log, logging.INFO, "agent.stopped", "agent stopped")
 
@@ -171,6 +177,15 @@ class Agent:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def request_save(self) -> None:
+        """Ask for the state file to be written at the next beat (safe in a signal handler)."""
+        self._save_requested = True
+
+    def save_if_requested(self) -> None:
+        if self._save_requested and self._writer is not None:
+            self._save_requested = False
+            self._writer.flush()
 
     # What the view tells.
 
@@ -467,10 +482,6 @@ class Agent:
         }
 
     def save(self) -> None:
-        if self.state_dir is None:
-            return
-        try:
-            with self._state_lock:
-                save_state(self.state_dir, self.snapshot(), self.agent_snapshot())
-        except (OSError, SupervisorError) as e:
-            log_event(log, logging.ERROR, "state.save_failed", "could not save state", error=str(e))
+        """Have the state file written soon, off this thread."""
+        if self._writer is not None:
+            self._writer.request()

@@ -131,9 +131,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: agent.request_stop())
+    # SIGUSR1 writes the state file now (with the agent's API call count), for tools.
+    signal.signal(signal.SIGUSR1, lambda *_: agent.request_save())
     agent.start()
     while not agent.wait(1.0):
-        pass
+        agent.save_if_requested()
     agent.stop()
     return EXIT_OK
 

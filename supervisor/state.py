@@ -11,7 +11,9 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +96,56 @@ def load_state(state_dir: Path, move_aside: bool = True) -> dict[str, dict[str, 
             error=str(e),
         )
         return {}
+
+
+class StateWriter:
+    """Writes the state file on a thread of its own, so that no check waits for an fsync.
+
+    `request()` marks the state dirty; the writer saves the latest snapshot soon after,
+    coalescing bursts into one write. `flush()` writes now, on the caller's thread.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        snapshot: Callable[[], tuple[dict[str, dict[str, Any]], dict[str, Any]]],
+    ) -> None:
+        self._state_dir = state_dir
+        self._snapshot = snapshot
+        self._dirty = threading.Event()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="state-writer", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._dirty.set()
+
+    def flush(self) -> None:
+        self._dirty.clear()
+        with self._lock:
+            try:
+                services, agent = self._snapshot()
+                save_state(self._state_dir, services, agent)
+            except OSError as e:
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "state.save_failed",
+                    "could not save state",
+                    path=str(self._state_dir / STATE_FILE),
+                    error=str(e),
+                )
+
+    def close(self) -> None:
+        self._closed = True
+        self._dirty.set()
+        self._thread.join(5)
+        self.flush()
+
+    def _run(self) -> None:
+        while True:
+            self._dirty.wait()
+            if self._closed:
+                return
+            self.flush()

@@ -1,0 +1,384 @@
+"""Benchmark a Docker supervisor on the real engine: reaction, recovery, floor and footprint.
+
+Every time comes from Docker's own events (timeNano), so any supervisor can be measured the
+same way: pass its command line with --agent-cmd ({policies} and {state_dir} are filled in).
+
+- reaction: a container's `health_status: unhealthy` event -> the supervisor's first `kill`
+  or `stop` event on it;
+- recovery (MTTR): `health_status: unhealthy` -> the next `health_status: healthy`;
+- floor: the same recovery done by this harness itself (API stop, pause, start, wait for the
+  healthy event), so MTTR can be read as a ratio to the floor;
+- footprint: the supervisor's CPU seconds per minute and peak RSS (psutil, children included)
+  while it supervises idle containers, and, for docker-supervisor, the engine API calls it
+  makes per minute (its own count, written to its state file on SIGUSR1).
+
+Run it as root next to an engine, after `make images`:
+
+    .venv/bin/python bench/reaction.py                  # 20 containers, 10 failures, 200 idle
+    .venv/bin/python bench/reaction.py --agent-cmd 'OTHER-TOOL --policies {policies}'
+
+It is a benchmark, not a test: it prints a table and asserts nothing. It removes every
+container it creates (label docker-supervisor.bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import queue
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import docker
+import psutil
+import yaml
+
+IMAGE = "docker-supervisor/busybox:local"
+LABEL = "docker-supervisor.bench"
+SECOND_NS = 1_000_000_000
+DEFAULT_AGENT = (
+    f"{sys.executable} -m supervisor run --policies {{policies}} --state-dir {{state_dir}}"
+)
+HEALTHY_CMD = ["sh", "-c", "touch /tmp/healthy; trap 'exit 0' TERM; sleep 86400 & wait"]
+
+
+class EventLog:
+    """Every event of the bench's containers, from one stream, in arrival order."""
+
+    def __init__(self, client: docker.DockerClient, run_id: str) -> None:
+        self.events: list[dict] = []
+        self.arrived: queue.Queue = queue.Queue()
+        self._stream = client.api.events(
+            decode=True, filters={"type": "container", "label": f"{LABEL}={run_id}"}
+        )
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for event in self._stream:
+                self.events.append(event)
+                self.arrived.put(event)
+        except Exception:  # the stream is closed at the end
+            pass
+
+    def wait(self, cid: str, action: str, after_ns: int, timeout_s: float) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for event in list(self.events):
+                if (
+                    event["id"] == cid
+                    and event["Action"] == action
+                    and event["timeNano"] > after_ns
+                ):
+                    return event
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {action} for {cid[:12]} within {timeout_s}s")
+            with contextlib.suppress(queue.Empty):
+                self.arrived.get(timeout=min(left, 0.05))
+
+    def first(self, cid: str, actions: set[str], after_ns: int) -> dict | None:
+        for event in self.events:
+            if event["id"] == cid and event["Action"] in actions and event["timeNano"] > after_ns:
+                return event
+        return None
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def make_containers(client, run_id: str, count: int, health_interval_s: float, prefix: str):
+    check = {
+        "test": ["CMD", "test", "-f", "/tmp/healthy"],
+        "interval": int(health_interval_s * SECOND_NS),
+        "timeout": SECOND_NS,
+        "retries": 1,
+    }
+    made = []
+    for i in range(count):
+        made.append(
+            client.containers.run(
+                IMAGE,
+                HEALTHY_CMD,
+                name=f"bench-{run_id}-{prefix}{i:03d}",
+                detach=True,
+                labels={LABEL: run_id},
+                healthcheck=check,
+            )
+        )
+    return made
+
+
+def wait_healthy(client, containers, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = list(containers)
+    while pending:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(pending)} containers not healthy")
+        still = []
+        for c in pending:
+            c.reload()
+            if (c.attrs["State"].get("Health") or {}).get("Status") != "healthy":
+                still.append(c)
+        pending = still
+        if pending:
+            time.sleep(0.2)
+
+
+def write_policies(directory: Path, containers, pause_s: float, interval: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for c in containers:
+        service = c.name.rsplit("-", 1)[-1]
+        policy = {
+            "service": service,
+            "match": {"name": c.name},
+            "check": {"interval": interval},
+            "heal": {
+                "on": ["unhealthy"],
+                "stop_timeout": "5s",
+                "pause": f"{pause_s}s",
+                "ready_timeout": "60s",
+                "max_restarts": 100,
+                "window": "1h",
+                "backoff": {"initial": "1s", "factor": 1, "max": "1s", "jitter": 0},
+            },
+        }
+        (directory / f"{service}.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+
+
+class Agent:
+    def __init__(self, template: str, policies: Path, state_dir: Path) -> None:
+        argv = [
+            part.format(policies=policies, state_dir=state_dir) for part in shlex.split(template)
+        ]
+        self.state_file = state_dir / "state.json"
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.ps = psutil.Process(self.proc.pid)
+
+    def processes(self) -> list[psutil.Process]:
+        try:
+            return [self.ps, *self.ps.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def cpu_s(self) -> float:
+        total = 0.0
+        for p in self.processes():
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for p in self.processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += p.memory_info().rss
+        return total
+
+    def api_calls(self) -> int | None:
+        """docker-supervisor's own count, via SIGUSR1 and its state file; None for others."""
+        before = self.state_file.stat().st_mtime_ns if self.state_file.exists() else 0
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            if self.state_file.exists() and self.state_file.stat().st_mtime_ns != before:
+                try:
+                    return json.loads(self.state_file.read_text())["agent"]["api_calls"]
+                except (ValueError, KeyError):
+                    pass
+            time.sleep(0.05)
+        return None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def inject(container) -> None:
+    container.exec_run(["rm", "-f", "/tmp/healthy"])
+
+
+def measure_agent(client, events: EventLog, containers, failures: int) -> tuple[list, list]:
+    reactions, recoveries = [], []
+    for i in range(failures):
+        c = containers[i % len(containers)]
+        mark = time.time_ns()
+        inject(c)
+        bad = events.wait(c.id, "health_status: unhealthy", mark, 30)
+        good = events.wait(c.id, "health_status: healthy", bad["timeNano"], 90)
+        acted = events.first(c.id, {"kill", "stop"}, bad["timeNano"])
+        if acted is not None:
+            reactions.append((acted["timeNano"] - bad["timeNano"]) / 1e9)
+        recoveries.append((good["timeNano"] - bad["timeNano"]) / 1e9)
+    return reactions, recoveries
+
+
+def measure_floor(
+    client, events: EventLog, containers, failures: int, pause_s: float
+) -> tuple[list, list]:
+    """The same recovery done by hand: react to the event, stop, pause, start, wait healthy."""
+    reactions, recoveries = [], []
+    for i in range(failures):
+        c = containers[i % len(containers)]
+        mark = time.time_ns()
+        inject(c)
+        bad = events.wait(c.id, "health_status: unhealthy", mark, 30)
+        client.api.stop(c.id, timeout=5)
+        time.sleep(pause_s)
+        client.api.start(c.id)
+        good = events.wait(c.id, "health_status: healthy", bad["timeNano"], 90)
+        acted = events.first(c.id, {"kill", "stop"}, bad["timeNano"])
+        if acted is not None:
+            reactions.append((acted["timeNano"] - bad["timeNano"]) / 1e9)
+        recoveries.append((good["timeNano"] - bad["timeNano"]) / 1e9)
+    return reactions, recoveries
+
+
+def measure_footprint(template: str, policies: Path, state_dir: Path, seconds: float) -> dict:
+    agent = Agent(template, policies, state_dir)
+    try:
+        time.sleep(5)  # start-up: the first listing and the first checks
+        cpu0, calls0, t0 = agent.cpu_s(), agent.api_calls(), time.monotonic()
+        peak = agent.rss_bytes()
+        while time.monotonic() - t0 < seconds:
+            time.sleep(0.5)
+            peak = max(peak, agent.rss_bytes())
+        elapsed_min = (time.monotonic() - t0) / 60
+        cpu1, calls1 = agent.cpu_s(), agent.api_calls()
+    finally:
+        agent.stop()
+    return {
+        "cpu_s_per_min": (cpu1 - cpu0) / elapsed_min,
+        "peak_rss_mb": peak / 2**20,
+        "api_calls_per_min": None
+        if calls0 is None or calls1 is None
+        else (calls1 - calls0) / elapsed_min,
+    }
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def row(name: str, values: list[float], unit: str, scale: float = 1.0) -> str:
+    if not values:
+        return f"| {name} | - | - | - | {unit} | 0 |"
+    v = [x * scale for x in values]
+    return (
+        f"| {name} | {statistics.median(v):.3f} | {percentile(v, 95):.3f} | {max(v):.3f} "
+        f"| {unit} | {len(v)} |"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agent-cmd", default=DEFAULT_AGENT)
+    parser.add_argument("--containers", type=int, default=20)
+    parser.add_argument("--failures", type=int, default=10)
+    parser.add_argument("--pause", type=float, default=1.0, help="seconds between stop and start")
+    parser.add_argument("--idle", type=int, default=200, help="containers for the footprint")
+    parser.add_argument(
+        "--idle-policies",
+        default="20,200",
+        help="policy counts to measure the footprint at (comma-separated)",
+    )
+    parser.add_argument("--idle-seconds", type=float, default=60)
+    parser.add_argument("--skip-footprint", action="store_true")
+    args = parser.parse_args()
+
+    client = docker.DockerClient(version="auto", timeout=120)
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        print(f"no image {IMAGE}: run `make images` first", file=sys.stderr)
+        return 2
+    run_id = f"{os.getpid()}"
+    work = Path(tempfile.mkdtemp(prefix="supervisor-bench-"))
+    events = EventLog(client, run_id)
+    created = []
+    try:
+        containers = make_containers(client, run_id, args.containers, 1.0, "c")
+        created += containers
+        wait_healthy(client, containers)
+        write_policies(work / "policies", containers, args.pause, "60s")
+        agent = Agent(args.agent_cmd, work / "policies", work / "state")
+        time.sleep(3)
+        try:
+            reactions, recoveries = measure_agent(client, events, containers, args.failures)
+        finally:
+            agent.stop()
+        wait_healthy(client, containers)
+        floor_reactions, floor = measure_floor(
+            client, events, containers, args.failures, args.pause
+        )
+
+        footprint = {}
+        if not args.skip_footprint:
+            for c in containers:
+                c.remove(force=True)
+            created = []
+            idle = make_containers(client, run_id, args.idle, 30.0, "i")
+            created += idle
+            wait_healthy(client, idle, timeout_s=300)
+            for count in [int(x) for x in args.idle_policies.split(",")]:
+                directory = work / f"idle-{count}"
+                write_policies(directory, idle[:count], args.pause, "10s")
+                footprint[count] = measure_footprint(
+                    args.agent_cmd, directory, work / f"state-{count}", args.idle_seconds
+                )
+    finally:
+        events.close()
+        for c in created:
+            with contextlib.suppress(docker.errors.NotFound):
+                c.remove(force=True)
+
+    cpu = psutil.cpu_count()
+    print(
+        f"\nmachine: {cpu} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+        f"engine {client.version()['Version']}; agent: {args.agent_cmd}"
+    )
+    print(
+        f"{args.containers} supervised containers, {args.failures} injected failures, "
+        f"pause {args.pause}s, health interval 1s\n"
+    )
+    print("| figure | p50 | p95 | max | unit | n |")
+    print("|---|---|---|---|---|---|")
+    print(row("reaction (unhealthy -> first kill/stop)", reactions, "ms", 1000))
+    print(row("recovery, MTTR (unhealthy -> healthy)", recoveries, "s"))
+    print(row("floor reaction (the harness itself)", floor_reactions, "ms", 1000))
+    print(row("floor recovery (same cycle by hand)", floor, "s"))
+    if recoveries and floor:
+        ratio = statistics.median(recoveries) / statistics.median(floor)
+        print(f"| MTTR / floor (medians) | {ratio:.3f} | | | ratio | |")
+    for count, f in footprint.items():
+        calls = "n/a" if f["api_calls_per_min"] is None else f"{f['api_calls_per_min']:.1f}"
+        print(
+            f"| footprint, {args.idle} idle containers, {count} policies: "
+            f"CPU {f['cpu_s_per_min']:.3f} s/min ({f['cpu_s_per_min'] / 60 * 100:.2f} % of a "
+            f"core), peak RSS {f['peak_rss_mb']:.1f} MB, API calls {calls}/min | | | | | |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
