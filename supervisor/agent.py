@@ -11,6 +11,7 @@ imports APScheduler.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor as JobPool
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import healing
@@ -30,9 +32,16 @@ from .engine import Engine, Observation, discover
 from .errors import SupervisorError
 from .logs import log_event
 from .manager import ServiceManager
-from .policy import Policy
+from .notify import Notifier
+from .policy import LoadResult, Policy
 from .state import StateWriter, load_state
-from .status import REASON_ENGINE_UNREACHABLE, REASON_GAVE_UP, REASON_MANUAL_STOP, Status
+from .status import (
+    REASON_ENGINE_UNREACHABLE,
+    REASON_GAVE_UP,
+    REASON_HELD,
+    REASON_MANUAL_STOP,
+    Status,
+)
 from .view import ContainerView, ViewEvent
 
 log = logging.getLogger("supervisor.agent")
@@ -57,6 +66,11 @@ class ServiceSlot:
     container: str | None = None
     container_id: str | None = None
     last_heal: dict[str, Any] | None = None
+    held_until: float | None = None
+    down_cycle: dict[str, Any] | None = None
+
+    def held(self, now: float) -> bool:
+        return self.held_until is not None and now < self.held_until
 
     @property
     def service(self) -> str:
@@ -74,6 +88,8 @@ class ServiceSlot:
             "container": self.container,
             "healing": self.healing,
             "last_heal": self.last_heal,
+            "held_until": self.held_until,
+            "down_cycle": self.down_cycle,
             **self.tracker.to_snapshot(),
         }
 
@@ -97,13 +113,16 @@ class Agent:
         self._started_at = clock()
         self._relist_s = relist_s
         self._stop = threading.Event()
-        self._save_requested = False
         self._engine_lock = threading.Lock()
         self._engine_ok: bool | None = None
         self._heal_lock = threading.Lock()
         self._heal_concurrency = heal_concurrency
         self._heals_active = 0
         self._heal_pool = ThreadPoolExecutor(heal_concurrency, thread_name_prefix="heal")
+        self.notifier = Notifier()
+        self._unchecked: set[str] = set()
+        self._ready = False
+        self._status_line = ""
         self.view = ContainerView(
             self.engine, on_event=self._on_event, on_sync=self._on_sync, clock=clock
         )
@@ -114,14 +133,16 @@ class Agent:
             if state_dir
             else None
         )
+        self._compose_bin = compose_bin
         self.slots: dict[str, ServiceSlot] = {}
         for policy in policies:
-            tracker = healing.RestartTracker(policy.heal, policy.check)
-            manager = ServiceManager(policy, self.engine, compose_bin=compose_bin, clock=clock)
-            slot = ServiceSlot(policy, manager, tracker)
+            slot = self._new_slot(policy)
             if policy.service in saved:
-                tracker.restore(saved[policy.service])
+                slot.tracker.restore(saved[policy.service])
                 slot.last_heal = saved[policy.service].get("last_heal")
+                slot.held_until = _float_or_none(saved[policy.service].get("held_until"))
+                if isinstance(saved[policy.service].get("down_cycle"), dict):
+                    slot.down_cycle = saved[policy.service]["down_cycle"]
             self.slots[policy.service] = slot
         self._scheduler = BackgroundScheduler(
             executors={"default": JobPool(max(4, min(20, len(policies) + 2)))},
@@ -136,17 +157,19 @@ class Agent:
         # The first checks read the view: give it a moment to connect and list.
         self.view.wait_first_outcome(FIRST_SYNC_WAIT_S)
         now = datetime.now(UTC)
-        for service, slot in self.slots.items():
+        for slot in list(self.slots.values()):
+            self._schedule(slot)
+        self._unchecked = set(self.slots)
+        self._scheduler.add_job(self._relist, "interval", id="relist", seconds=self._relist_s)
+        if self.notifier.watchdog_interval_s:
+            # From the scheduler's own loop: a stuck scheduler stops the pings.
             self._scheduler.add_job(
-                self.check,
+                self.notifier.watchdog,
                 "interval",
-                args=[service],
-                id=f"check:{service}",
-                name=service,
-                seconds=slot.policy.check.interval_s,
+                id="watchdog",
+                seconds=self.notifier.watchdog_interval_s,
                 next_run_time=now,
             )
-        self._scheduler.add_job(self._relist, "interval", id="relist", seconds=self._relist_s)
         self._scheduler.start()
         log_event(
             log,
@@ -158,9 +181,97 @@ class Agent:
             pid=os.getpid(),
         )
 
+    def _new_slot(self, policy: Policy) -> ServiceSlot:
+        tracker = healing.RestartTracker(policy.heal, policy.check)
+        manager = ServiceManager(
+            policy, self.engine, compose_bin=self._compose_bin, clock=self._clock
+        )
+        return ServiceSlot(policy, manager, tracker)
+
+    def _schedule(self, slot: ServiceSlot) -> None:
+        self._scheduler.add_job(
+            self.check,
+            "interval",
+            args=[slot.service],
+            id=f"check:{slot.service}",
+            name=slot.service,
+            seconds=slot.policy.check.interval_s,
+            next_run_time=datetime.now(UTC),
+            replace_existing=True,
+        )
+
+    def reload(self, result: LoadResult) -> None:
+        """Apply a re-read policies directory without touching healthy containers.
+
+        Valid changes take effect; a file that no longer validates keeps its last good
+        version (policy.invalid); a service whose file is gone is no longer supervised.
+        Unchanged services keep their counters and backoff; a changed one starts afresh
+        (no give-up, attempt 1) but keeps its restart history.
+        """
+        self.notifier.reloading()
+        for error in result.errors:
+            log_event(
+                log,
+                logging.ERROR,
+                "policy.invalid",
+                str(error),
+                file=error.file,
+                line=error.line,
+                field=error.field,
+                error=error.message,
+            )
+        bad_files = {error.file for error in result.errors}
+        wanted = {p.service: p for p in result.policies}
+        for service, slot in list(self.slots.items()):
+            if service not in wanted and str(slot.policy.source) in bad_files:
+                wanted[service] = slot.policy  # its file is broken: the last good version stays
+        added, changed, removed = [], [], []
+        for service in list(self.slots):
+            if service not in wanted:
+                removed.append(service)
+                with contextlib.suppress(JobLookupError):
+                    self._scheduler.remove_job(f"check:{service}")
+                del self.slots[service]
+        for service, policy in wanted.items():
+            slot = self.slots.get(service)
+            if slot is None:
+                added.append(service)
+                self.slots[service] = self._new_slot(policy)
+                self._schedule(self.slots[service])
+            elif slot.policy != policy:
+                changed.append(service)
+                fresh = self._new_slot(policy)
+                with slot.lock:
+                    fresh.tracker.restarts_at = list(slot.tracker.restarts_at)
+                    slot.policy, slot.manager, slot.tracker = policy, fresh.manager, fresh.tracker
+                    slot.shown = None
+                self._schedule(slot)
+        for event, services in (
+            ("policy.added", added),
+            ("policy.changed", changed),
+            ("policy.removed", removed),
+        ):
+            for service in services:
+                log_event(log, logging.INFO, event, event.replace(".", " "), service=service)
+        log_event(
+            log,
+            logging.INFO,
+            "policy.reloaded",
+            "policies reloaded",
+            services=len(self.slots),
+            added=len(added),
+            changed=len(changed),
+            removed=len(removed),
+            invalid=len(result.errors),
+        )
+        self._update_status_line()
+        self.notifier.ready(self.summary())
+        self.save()
+
     def stop(self) -> None:
         """Stop checking; let heal cycles in flight finish their start; save state."""
         log_event(log, logging.INFO, "agent.stopping", "agent stopping")
+        self.notifier.stopping()
         self._stop.set()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
@@ -178,20 +289,16 @@ class Agent:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def request_save(self) -> None:
-        """Ask for the state file to be written at the next beat (safe in a signal handler)."""
-        self._save_requested = True
-
-    def save_if_requested(self) -> None:
-        if self._save_requested and self._writer is not None:
-            self._save_requested = False
+    def flush_state(self) -> None:
+        """Write the state file now (with the agent's API call count)."""
+        if self._writer is not None:
             self._writer.flush()
 
     # What the view tells.
 
     def _on_event(self, change: ViewEvent) -> None:
         """Check at once every service this event may concern."""
-        for service, slot in self.slots.items():
+        for service, slot in list(self.slots.items()):
             concerned = slot.container_id == change.container_id or (
                 change.container is not None
                 and discover(slot.policy.match, slot.project, [change.container])
@@ -210,13 +317,13 @@ class Agent:
                 "Docker engine unreachable; no healing until it answers, retrying",
                 error=error,
             )
-            for slot in self.slots.values():
+            for slot in list(self.slots.values()):
                 with slot.lock:
                     self._show(slot, Observation(Status.ERROR, REASON_ENGINE_UNREACHABLE))
             return
         if was is False:
             log_event(log, logging.INFO, "engine.reachable", "Docker engine answers again")
-            for service in self.slots:
+            for service in list(self.slots):
                 self.check(service)
 
     def _relist(self) -> None:
@@ -230,28 +337,11 @@ class Agent:
     # The check.
 
     def check(self, service: str) -> None:
-        slot = self.slots[service]
+        slot = self.slots.get(service)
+        if slot is None:
+            return  # removed by a reload
         try:
-            with slot.lock:
-                if slot.healing or self._stop.is_set():
-                    return
-                seen = slot.manager.observe()
-                if seen.reason == REASON_ENGINE_UNREACHABLE:
-                    # No decision while the engine is away: an outage is not a crash.
-                    self._show(slot, seen)
-                    return
-                if seen.manual_stop and not seen.is_healthy:
-                    # Someone stopped it by hand: leave it alone until it is started again.
-                    self._show(slot, seen, Status.STOPPED, REASON_MANUAL_STOP)
-                    return
-                if seen.container is not None and seen.container.restarted_by_docker:
-                    # Docker's restart policy starts it again; fighting it would double up.
-                    self._show(slot, seen)
-                    return
-                now = self._clock()
-                decision = slot.tracker.observe(seen.status, seen.reason, now, seen.started_at)
-                self._show(slot, seen)
-                self._act(slot, seen, decision)
+            self._check(slot)
         except Exception as e:  # a job must never die; the next tick tries again
             log_event(
                 log,
@@ -261,6 +351,47 @@ class Agent:
                 service=service,
                 error=f"{type(e).__name__}: {e}",
             )
+        if not self._ready:
+            self._unchecked.discard(service)
+            if not self._unchecked:
+                self._ready = True
+                self.notifier.ready(self.summary())
+                log_event(
+                    log,
+                    logging.INFO,
+                    "agent.ready",
+                    "every service checked once",
+                    summary=self.summary(),
+                )
+
+    def _check(self, slot: ServiceSlot) -> None:
+        with slot.lock:
+            if slot.healing or self._stop.is_set():
+                return
+            seen = slot.manager.observe()
+            if seen.reason == REASON_ENGINE_UNREACHABLE:
+                # No decision while the engine is away: an outage is not a crash.
+                self._show(slot, seen)
+                return
+            if slot.down_cycle is not None:
+                self._resume(slot)
+                seen = slot.manager.observe()
+            if seen.manual_stop and not seen.is_healthy:
+                # Someone stopped it by hand: leave it alone until it is started again.
+                self._show(slot, seen, Status.STOPPED, REASON_MANUAL_STOP)
+                return
+            if slot.held(self._clock()):
+                # Maintenance: watch, but do not heal.
+                self._show(slot, seen, seen.status, REASON_HELD)
+                return
+            if seen.container is not None and seen.container.restarted_by_docker:
+                # Docker's restart policy starts it again; fighting it would double up.
+                self._show(slot, seen)
+                return
+            now = self._clock()
+            decision = slot.tracker.observe(seen.status, seen.reason, now, seen.started_at)
+            self._show(slot, seen)
+            self._act(slot, seen, decision)
 
     def _act(self, slot: ServiceSlot, seen: Observation, decision: healing.Decision) -> None:
         fields = dict(
@@ -386,7 +517,10 @@ class Agent:
                 attempt=decision.attempt,
                 scope=slot.policy.heal.scope,
             )
-            outcome = slot.manager.heal(seen.container, self._stop)
+            container_id = seen.container.id if seen.container else None
+            outcome = slot.manager.heal(
+                seen.container, self._stop, lambda down: self._record_down(slot, container_id, down)
+            )
             with slot.lock:
                 now = self._clock()
                 if outcome.restarted_at is not None:
@@ -431,9 +565,42 @@ class Agent:
                 self._heals_active -= 1
             self._end_hold(slot)
 
+    def _record_down(self, slot: ServiceSlot, container_id: str | None, down: bool) -> None:
+        """Record, before the stop and durably, that a cycle may leave a container down;
+        an agent killed before the start finishes the cycle when it runs again."""
+        slot.down_cycle = {"container_id": container_id, "at": self._clock()} if down else None
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _resume(self, slot: ServiceSlot) -> None:
+        """Start what a cycle of an earlier agent stopped; keep it recorded until that works."""
+        cycle = slot.down_cycle or {}
+        try:
+            slot.manager.resume(cycle.get("container_id"))
+        except SupervisorError as e:
+            log_event(
+                log,
+                logging.ERROR,
+                "heal.resume_failed",
+                "could not resume the cycle",
+                service=slot.service,
+                error=str(e),
+            )
+            return
+        log_event(
+            log,
+            logging.WARNING,
+            "heal.resumed",
+            "started what an interrupted heal cycle had stopped",
+            service=slot.service,
+            container_id=cycle.get("container_id"),
+        )
+        self._record_down(slot, None, False)
+
     def _end_hold(self, slot: ServiceSlot) -> None:
         with slot.lock:
             slot.healing = False
+        self._update_status_line()
         self.save()
 
     # Recording.
@@ -456,6 +623,7 @@ class Agent:
         shown = (status, reason, container)
         if shown != slot.shown:
             slot.shown = shown
+            self._update_status_line()
             level = logging.INFO if status in (Status.RUNNING, Status.STARTING) else logging.WARNING
             log_event(
                 log,
@@ -470,9 +638,31 @@ class Agent:
             )
             self.save()
 
+    def summary(self) -> str:
+        """One line for systemd's STATUS: "12 services: 11 running, 1 healing"."""
+        counts: dict[str, int] = {}
+        now = self._clock()
+        for slot in list(self.slots.values()):
+            if slot.healing:
+                key = "healing"
+            elif slot.held(now):
+                key = "held"
+            else:
+                key = str(slot.status) if slot.status else "unchecked"
+            counts[key] = counts.get(key, 0) + 1
+        order = ["running", "starting", "stopped", "error", "healing", "held", "unchecked"]
+        parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
+        return f"{len(self.slots)} services: " + ", ".join(parts)
+
+    def _update_status_line(self) -> None:
+        line = self.summary()
+        if line != self._status_line:
+            self._status_line = line
+            self.notifier.status(line)
+
     def snapshot(self) -> dict[str, dict[str, Any]]:
         now = self._clock()
-        return {service: slot.snapshot(now) for service, slot in self.slots.items()}
+        return {service: slot.snapshot(now) for service, slot in list(self.slots.items())}
 
     def agent_snapshot(self) -> dict[str, Any]:
         return {
@@ -485,3 +675,10 @@ class Agent:
         """Have the state file written soon, off this thread."""
         if self._writer is not None:
             self._writer.request()
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import PolicyError, PolicyErrors, SupervisorError, UsageError
+from .errors import AgentRunning, PolicyError, PolicyErrors, SupervisorError, UsageError
 from .logs import setup_logging
 from .policy import Policy, load_policies, load_policy_dir, parse_duration
 
@@ -25,6 +25,7 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 DEFAULT_POLICIES = "/etc/docker-supervisor/policies.d"
+BEAT_S = 0.2
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         for error in e.errors:
             print(error, file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (PolicyError, UsageError) as e:
+    except (PolicyError, UsageError, AgentRunning) as e:
         print(e, file=sys.stderr)
         return EXIT_BAD_INPUT
     except SupervisorError as e:
@@ -120,23 +121,34 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .agent import Agent
-    from .state import default_state_dir
+    from .state import default_state_dir, lock_state_dir
 
     policies = load_policies(args.policies)
+    state_dir = args.state_dir or default_state_dir()
+    lock = lock_state_dir(state_dir)
     agent = Agent(
         policies,
-        state_dir=args.state_dir or default_state_dir(),
+        state_dir=state_dir,
         compose_bin=args.compose_bin,
         heal_concurrency=args.heal_concurrency,
+        relist_s=args.relist_interval,
     )
+    requests: set[str] = set()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: agent.request_stop())
-    # SIGUSR1 writes the state file now (with the agent's API call count), for tools.
-    signal.signal(signal.SIGUSR1, lambda *_: agent.request_save())
+    # Handlers only set flags; the main loop below does the work within a beat.
+    signal.signal(signal.SIGHUP, lambda *_: requests.add("reload"))
+    signal.signal(signal.SIGUSR1, lambda *_: requests.add("save"))
     agent.start()
-    while not agent.wait(1.0):
-        agent.save_if_requested()
+    while not agent.wait(BEAT_S):
+        if "reload" in requests:
+            requests.discard("reload")
+            agent.reload(load_policy_dir(args.policies))
+        if "save" in requests:
+            requests.discard("save")
+            agent.flush_state()
     agent.stop()
+    lock.close()
     return EXIT_OK
 
 

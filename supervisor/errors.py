@@ -60,3 +60,7 @@ class ComposeError(SupervisorError):
 
 class UsageError(SupervisorError):
     """A command-line argument is not valid (exit code 2)."""
+
+
+class AgentRunning(SupervisorError):
+    """Another agent already holds the state directory (exit code 2)."""

@@ -8,6 +8,7 @@ what to log.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any, TextIO
 
@@ -16,17 +17,52 @@ from pythonjsonlogger.json import JsonFormatter
 ROOT_LOGGER = "supervisor"
 
 
+# syslog priorities by logging level, for journald's `<N>` line prefix.
+_PRIORITY = {
+    logging.DEBUG: 7,
+    logging.INFO: 6,
+    logging.WARNING: 4,
+    logging.ERROR: 3,
+    logging.CRITICAL: 2,
+}
+
+
+class JournalPrefixFormatter(logging.Formatter):
+    """Prefix each line with its syslog priority, so `journalctl -p warning` works;
+    journald strips the prefix, so `journalctl -o cat` still shows pure JSON."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = _PRIORITY.get(record.levelno, 6 if record.levelno < logging.WARNING else 3)
+        return f"<{priority}>{self._inner.format(record)}"
+
+
+def stream_is_journal(stream: TextIO) -> bool:
+    """Whether `stream` is the journal stream systemd announced in JOURNAL_STREAM."""
+    announced = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return announced == f"{info.st_dev}:{info.st_ino}"
+
+
 def setup_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     """Send the project's log records, as JSON lines, to `stream` (stdout by default)."""
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(
-        JsonFormatter(
-            "%(levelname)s %(name)s %(message)s",
-            rename_fields={"levelname": "level", "name": "logger"},
-            timestamp=True,
-            json_ensure_ascii=False,
-        )
+    stream = stream or sys.stdout
+    handler = logging.StreamHandler(stream)
+    formatter: logging.Formatter = JsonFormatter(
+        "%(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp=True,
+        json_ensure_ascii=False,
     )
+    if stream_is_journal(stream):
+        formatter = JournalPrefixFormatter(formatter)
+    handler.setFormatter(formatter)
     root = logging.getLogger(ROOT_LOGGER)
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -152,24 +152,41 @@ class ServiceManager:
 
     # Healing.
 
-    def heal(self, container: ContainerInfo | None, stop_event: threading.Event) -> HealOutcome:
-        """One cycle: stop, pause, start, wait until healthy (ready_timeout)."""
+    def heal(
+        self,
+        container: ContainerInfo | None,
+        stop_event: threading.Event,
+        on_down: Callable[[bool], None] | None = None,
+    ) -> HealOutcome:
+        """One cycle: stop, pause, start, wait until healthy (ready_timeout).
+
+        `on_down(True)` is called before the stop and `on_down(False)` once the start went
+        through, so the caller can record, durably, that a container of ours may be down.
+        """
         heal = self.policy.heal
         began = time.monotonic()
+        on_down = on_down or (lambda down: None)
 
         def outcome(recovered: bool, why: str | None, restarted_at=None, detail=None):
             return HealOutcome(recovered, why, time.monotonic() - began, restarted_at, detail)
 
+        if heal.scope != "compose" and container is None:
+            return outcome(False, FAILED_GONE)
+        on_down(True)
         try:
             if heal.scope == "compose":
                 ref = self.policy.compose
                 with self.engine.acting_on(project=self._project(container)):
                     self.compose().stop(ref.file, ref.project, heal.stop_timeout_s)
             else:
-                if container is None:
-                    return outcome(False, FAILED_GONE)
                 self.engine.stop(container, heal.stop_timeout_s)
         except (EngineError, ComposeError) as e:
+            # The stop may have half happened: start anyway, so nothing stays down.
+            try:
+                self._start_after_stop(container)
+                on_down(False)
+            except (EngineError, ComposeError):
+                pass  # the cycle stays recorded; the next check starts it
             return outcome(False, FAILED_STOP, detail=_detail(e))
         log_event(
             log,
@@ -187,10 +204,21 @@ class ServiceManager:
             self._start_after_stop(container)
         except (EngineError, ComposeError) as e:
             return outcome(False, FAILED_START, restarted_at, _detail(e))
+        on_down(False)
         seen = self.wait_until_healthy(heal.ready_timeout_s, stop_event)
         if seen.is_healthy:
             return outcome(True, None, restarted_at)
         return outcome(False, FAILED_NOT_READY, restarted_at, f"{seen.status} {seen.reason}")
+
+    def resume(self, container_id: str | None) -> None:
+        """Start what an earlier cycle (of an agent that died) stopped and did not start."""
+        container = None
+        if container_id:
+            container = self.engine.view.get(container_id) if self.engine.view else None
+            container = container or ContainerInfo(container_id, container_id[:12])
+        if self.policy.heal.scope != "compose" and container is None:
+            return
+        self._start_after_stop(container)
 
     def _start_after_stop(self, container: ContainerInfo | None) -> None:
         """Start again what this manager stopped, retrying briefly: it must not stay down."""

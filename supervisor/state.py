@@ -7,6 +7,7 @@ starts fresh; it never crashes on its own state. Decides nothing.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -15,8 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from .errors import AgentRunning
 from .logs import log_event
 
 log = logging.getLogger("supervisor.state")
@@ -149,3 +151,42 @@ class StateWriter:
             if self._closed:
                 return
             self.flush()
+
+
+LOCK_FILE = "agent.lock"
+
+
+def lock_state_dir(state_dir: Path) -> IO[str]:
+    """Hold the state directory's exclusive lock for as long as the returned file is open.
+
+    Raises AgentRunning when another agent holds it: one agent per state directory.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(state_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip() or "?"
+        handle.close()
+        raise AgentRunning(f"{state_dir}: another agent is running (pid {pid})") from None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def running_agent_pid(state_dir: Path) -> int | None:
+    """The pid of the agent holding the state directory's lock, or None."""
+    try:
+        handle = open(state_dir / LOCK_FILE, encoding="utf-8")  # noqa: SIM115
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None

@@ -1,0 +1,170 @@
+"""Running it for real: sd_notify, reload, the state lock, and an agent killed mid-cycle."""
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.integration.conftest import file_healthcheck, health_of
+from tests.support import REPO, wait_for, write_policy
+
+pytestmark = pytest.mark.engine
+
+FAST_HEAL = {"on": ["unhealthy"], "stop_timeout": "2s", "pause": "200ms", "ready_timeout": "30s"}
+
+
+class NotifyListener:
+    """A real datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self, path):
+        self.path = path
+        self.messages: list[str] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.2)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while not self._done.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def count(self, prefix: str) -> int:
+        return sum(1 for m in list(self.messages) if m.startswith(prefix))
+
+    def close(self):
+        self._done.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def test_systemd_notify_protocol(client, containers, agents, tmp_path):
+    c = containers.run("notify", healthcheck=file_healthcheck())
+    wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
+    write_policy(tmp_path / "p", "notify", match={"name": c.name}, check={"interval": "1s"})
+    listener = NotifyListener(tmp_path / "notify.sock")
+    try:
+        agent = agents.start(
+            tmp_path / "p",
+            tmp_path / "state",
+            env={"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "1000000"},
+        )
+        wait_for(lambda: listener.count("READY=1"), 15, "READY=1")
+        ready = next(m for m in listener.messages if m.startswith("READY=1"))
+        assert ready == "READY=1\nSTATUS=1 services: 1 running"
+        wait_for(lambda: listener.count("WATCHDOG=1") >= 4, 5, "WATCHDOG=1 every 0.5 s")
+
+        agent.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: listener.count("RELOADING=1"), 5, "RELOADING=1")
+        wait_for(lambda: listener.count("READY=1") == 2, 5, "READY=1 after the reload")
+        agent.wait_event("policy.reloaded")
+
+        assert agent.stop() == 0
+        assert listener.messages[-1] == "STOPPING=1" or listener.count("STOPPING=1") == 1
+    finally:
+        listener.close()
+
+
+def test_one_agent_per_state_directory(agents, tmp_path):
+    write_policy(tmp_path / "p", "x", match={"name": "nothing-matches-this"})
+    first = agents.start(tmp_path / "p", tmp_path / "state")
+    first.wait_event("agent.started")
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "supervisor",
+            "run",
+            "--policies",
+            str(tmp_path / "p"),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    assert second.returncode == 2
+    assert second.stderr == (f"{tmp_path}/state: another agent is running (pid {first.proc.pid})\n")
+    assert first.proc.poll() is None
+
+
+def test_an_agent_killed_between_stop_and_start_finishes_the_cycle(
+    client, containers, agents, tmp_path
+):
+    c = containers.run("interrupted", healthcheck=file_healthcheck())
+    wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
+    write_policy(
+        tmp_path / "p",
+        "interrupted",
+        match={"name": c.name},
+        check={"interval": "1s"},
+        heal={**FAST_HEAL, "pause": "30s"},
+    )
+    agent = agents.start(tmp_path / "p", tmp_path / "state")
+    agent.wait_event("service.status", service="interrupted", status="running")
+    c.exec_run(["rm", "/tmp/healthy"])
+    agent.wait_event("heal.stopped", service="interrupted")
+    agent.kill()  # SIGKILL inside the pause: the container is down and nobody will start it
+    c.reload()
+    assert c.attrs["State"]["Running"] is False
+
+    again = agents.start(tmp_path / "p", tmp_path / "state")
+    again.wait_event("heal.resumed", service="interrupted")
+    wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy after the resume")
+    again.wait_event("service.status", service="interrupted", status="running")
+
+
+def test_reload_applies_changes_and_keeps_the_last_good_policy(
+    client, containers, agents, tmp_path
+):
+    a = containers.run("a", healthcheck=file_healthcheck())
+    b = containers.run("b", healthcheck=file_healthcheck())
+    for c in (a, b):
+        wait_for(lambda c=c: health_of(client, c) == "healthy", 30, "healthy")
+    policies = tmp_path / "p"
+    write_policy(policies, "a", match={"name": a.name}, check={"interval": "1s"}, heal=FAST_HEAL)
+    write_policy(policies, "b", match={"name": b.name}, check={"interval": "1s"}, heal=FAST_HEAL)
+    agent = agents.start(policies, tmp_path / "state")
+    for service in ("a", "b"):
+        agent.wait_event("service.status", service=service, status="running")
+
+    write_policy(policies, "a", match={"name": a.name}, check={"interval": "2s"}, heal=FAST_HEAL)
+    (policies / "b.yaml").write_text("service: b\nmatch: {name: b}\ncheck: {interval: soon}\n")
+    write_policy(policies, "c", match={"name": "no-such-container"})
+    agent.proc.send_signal(signal.SIGHUP)
+    reloaded = agent.wait_event("policy.reloaded")
+    assert (reloaded["added"], reloaded["changed"], reloaded["removed"], reloaded["invalid"]) == (
+        1,
+        1,
+        0,
+        1,
+    )
+    invalid = agent.wait_event("policy.invalid")
+    assert (invalid["file"], invalid["line"], invalid["field"]) == (
+        str(policies / "b.yaml"),
+        3,
+        "check.interval",
+    )
+
+    b.exec_run(["rm", "/tmp/healthy"])  # b is still supervised, by its last good policy
+    agent.wait_event("heal.recovered", service="b")
+
+    (policies / "c.yaml").unlink()
+    agent.proc.send_signal(signal.SIGHUP)
+    agent.wait_event("policy.removed", service="c")
+    time.sleep(0.5)
+    assert [x["service"] for x in agent.events("heal.started")] == ["b"]
+    assert health_of(client, a) == "healthy"
