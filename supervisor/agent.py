@@ -47,6 +47,7 @@ from .view import ContainerView, ViewEvent
 log = logging.getLogger("supervisor.agent")
 
 DEFAULT_HEAL_CONCURRENCY = 4
+HELD_FOREVER = 253402300799.0  # 9999-12-31: "until resumed"
 DEFAULT_RELIST_S = 60.0
 FIRST_SYNC_WAIT_S = 5.0
 
@@ -288,6 +289,50 @@ class Agent:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def apply_command(self, command: dict[str, Any]) -> None:
+        """An operator's pause, resume or reset, from `docker-supervisor pause|resume|reset`."""
+        slot = self.slots.get(str(command.get("service")))
+        action = command.get("command")
+        if slot is None or action not in ("pause", "resume", "reset"):
+            log_event(
+                log,
+                logging.WARNING,
+                "command.ignored",
+                "unknown command or service",
+                command=action,
+                service=command.get("service"),
+            )
+            return
+        with slot.lock:
+            if action == "pause":
+                slot.held_until = float(command.get("until") or HELD_FOREVER)
+                log_event(
+                    log,
+                    logging.INFO,
+                    "service.held",
+                    "held: watched, not healed",
+                    service=slot.service,
+                    held_until=slot.held_until,
+                )
+            elif action == "resume":
+                slot.held_until = None
+                log_event(
+                    log, logging.INFO, "service.resumed", "no longer held", service=slot.service
+                )
+            else:
+                slot.tracker.reset()
+                log_event(
+                    log,
+                    logging.INFO,
+                    "heal.reset",
+                    "backoff and give-up cleared",
+                    service=slot.service,
+                    why="operator",
+                )
+            slot.shown = None
+        self.save()
+        self.check(slot.service)
 
     def flush_state(self) -> None:
         """Write the state file now (with the agent's API call count)."""

@@ -70,6 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--state-dir", type=Path)
 
     for name, text in (
+        ("pause", "hold a service: watch it, do not heal it"),
+        ("resume", "end a hold"),
+        ("reset", "clear a service's give-up and backoff"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("service")
+        cmd.add_argument("--policies", default=DEFAULT_POLICIES, type=Path)
+        cmd.add_argument("--state-dir", type=Path)
+        if name == "pause":
+            cmd.add_argument(
+                "--for",
+                dest="for_s",
+                type=_duration_arg,
+                help="hold this long (default: until resumed)",
+            )
+
+    for name, text in (
         ("start", "start a service (compose up -d) and wait until healthy"),
         ("stop", "stop a service (compose stop)"),
         ("restart", "stop, pause, start, and wait until healthy"),
@@ -121,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .agent import Agent
-    from .state import default_state_dir, lock_state_dir
+    from .state import default_state_dir, lock_state_dir, take_commands
 
     policies = load_policies(args.policies)
     state_dir = args.state_dir or default_state_dir()
@@ -144,6 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if "reload" in requests:
             requests.discard("reload")
             agent.reload(load_policy_dir(args.policies))
+        for command in take_commands(state_dir):
+            agent.apply_command(command)
         if "save" in requests:
             requests.discard("save")
             agent.flush_state()
@@ -165,10 +184,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from .engine import Engine
-    from .state import default_state_dir, load_state
+    from .state import default_state_dir, load_state, running_agent_pid
 
     policies = load_policies(args.policies)
-    saved = load_state(args.state_dir or default_state_dir(), move_aside=False)
+    state_dir = args.state_dir or default_state_dir()
+    saved = load_state(state_dir, move_aside=False)
     engine = Engine()
     containers = None
     with contextlib.suppress(SupervisorError):  # each row then says engine_unreachable
@@ -178,34 +198,95 @@ def cmd_status(args: argparse.Namespace) -> int:
         _status_row(p, engine.observe(p, containers), saved.get(p.service, {}), now)
         for p in policies
     ]
+    agent = _agent_figures(running_agent_pid(state_dir))
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"agent": agent, "services": rows}, indent=2))
     else:
         _print_table(rows)
+        print(_agent_line(agent))
     return EXIT_OK
 
 
 def _status_row(policy: Policy, seen: Any, saved: dict[str, Any], now: float) -> dict[str, Any]:
+    from .healing import compute_backoff_delay_s
+
     restarts = [
         t
         for t in saved.get("restarts_at", [])
         if isinstance(t, int | float) and t > now - policy.heal.window_s
     ]
     status, reason = str(seen.status), seen.reason
+    held_until = saved.get("held_until")
+    held = isinstance(held_until, int | float) and now < held_until
+    attempt = int(saved.get("attempt") or 0)
     if saved.get("gave_up") and not seen.is_healthy:
         status, reason = "error", "gave_up"
+    if held:
+        reason = "held"
+    if saved.get("healing"):
+        next_action = "healing"
+    elif held:
+        next_action = "none: held" + (
+            "" if held_until >= 253402300799 else f" for {int(held_until - now)}s"
+        )
+    elif saved.get("gave_up"):
+        next_action = "none: gave up (reset to retry)"
+    elif seen.reason in policy.heal.on and not seen.is_healthy:
+        delay_s = compute_backoff_delay_s(attempt + 1, policy.heal.backoff, rng=lambda: 0.5)
+        next_action = f"heal (attempt {attempt + 1}, after {delay_s:g}s)"
+    else:
+        next_action = "watch"
     return {
         "service": policy.service,
         "container": seen.container.name if seen.container else None,
         "status": status,
         "reason": reason,
         "restarts_in_window": len(restarts),
+        "backoff_attempt": attempt,
+        "next_action": next_action,
         "last_heal": saved.get("last_heal"),
     }
 
 
+def _agent_figures(pid: int | None) -> dict[str, Any] | None:
+    if pid is None:
+        return None
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            cpu = proc.cpu_times()
+            return {
+                "pid": pid,
+                "rss_mb": round(proc.memory_info().rss / 2**20, 1),
+                "cpu_s": round(cpu.user + cpu.system, 2),
+                "uptime_s": round(time.time() - proc.create_time()),
+            }
+    except psutil.Error:
+        return None
+
+
+def _agent_line(agent: dict[str, Any] | None) -> str:
+    if agent is None:
+        return "agent: not running"
+    return (
+        f"agent: pid {agent['pid']}, up {agent['uptime_s']}s, RSS {agent['rss_mb']} MB, "
+        f"CPU {agent['cpu_s']}s"
+    )
+
+
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    header = ("SERVICE", "CONTAINER", "STATUS", "REASON", "RESTARTS", "LAST HEAL")
+    header = (
+        "SERVICE",
+        "CONTAINER",
+        "STATUS",
+        "REASON",
+        "RESTARTS",
+        "BACKOFF",
+        "NEXT",
+        "LAST HEAL",
+    )
     lines = [header]
     now = time.time()
     for row in rows:
@@ -221,12 +302,52 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
                 row["status"],
                 row["reason"] or "-",
                 str(row["restarts_in_window"]),
+                str(row["backoff_attempt"]),
+                row["next_action"],
                 last,
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+def cmd_command(args: argparse.Namespace) -> int:
+    """pause, resume, reset: through the running agent, or on the state file without one."""
+    from .state import default_state_dir, load_state, lock_state_dir, save_state, send_command
+
+    policy = _find_policy(args)
+    state_dir = args.state_dir or default_state_dir()
+    command: dict[str, Any] = {"command": args.command, "service": policy.service}
+    if args.command == "pause":
+        command["until"] = time.time() + args.for_s if args.for_s else None
+    try:
+        lock = lock_state_dir(state_dir)
+    except AgentRunning:
+        path = send_command(state_dir, command)
+        deadline = time.monotonic() + 5
+        while path.exists():
+            if time.monotonic() > deadline:
+                print(
+                    f"docker-supervisor: the agent did not take the command ({path})",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
+            time.sleep(0.05)
+        print(f"{policy.service}: {args.command} done by the running agent")
+        return EXIT_OK
+    with lock:
+        services = load_state(state_dir)
+        entry = services.setdefault(policy.service, {})
+        if args.command == "pause":
+            entry["held_until"] = command["until"] or 253402300799.0
+        elif args.command == "resume":
+            entry["held_until"] = None
+        else:
+            entry.update(attempt=0, restarts_at=[], gave_up=False)
+        save_state(state_dir, services)
+    print(f"{policy.service}: {args.command} recorded (no agent running)")
+    return EXIT_OK
 
 
 def _find_policy(args: argparse.Namespace) -> Policy:
@@ -253,6 +374,9 @@ COMMANDS = {
     "run": cmd_run,
     "validate": cmd_validate,
     "status": cmd_status,
+    "pause": cmd_command,
+    "resume": cmd_command,
+    "reset": cmd_command,
     "start": _lifecycle("start"),
     "stop": _lifecycle("stop"),
     "restart": _lifecycle("restart"),

@@ -7,6 +7,7 @@ starts fresh; it never crashes on its own state. Decides nothing.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -190,3 +191,34 @@ def running_agent_pid(state_dir: Path) -> int | None:
             return int(text) if text.isdigit() else None
         fcntl.flock(handle, fcntl.LOCK_UN)
     return None
+
+
+COMMANDS_DIR = "commands"
+
+
+def send_command(state_dir: Path, command: dict[str, Any]) -> Path:
+    """Drop an operator command where the running agent picks it up within a beat."""
+    directory = state_dir / COMMANDS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".cmd-", suffix=".json", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(command, f)
+    final = directory / f"{time.time_ns()}-{os.getpid()}.json"
+    os.replace(tmp, final)
+    return final
+
+
+def take_commands(state_dir: Path) -> list[dict[str, Any]]:
+    """The commands waiting for the agent, oldest first; each is removed as it is read."""
+    directory = state_dir / COMMANDS_DIR
+    try:
+        paths = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+    commands = []
+    for path in paths:
+        # An unreadable command is dropped below, never retried forever.
+        with contextlib.suppress(OSError, ValueError):
+            commands.append(json.loads(path.read_text(encoding="utf-8")))
+        path.unlink(missing_ok=True)
+    return commands

@@ -75,10 +75,14 @@ def test_unhealthy_container_is_healed(client, containers, agents, tmp_path):
         cwd=REPO,
         check=True,
     )
-    [row] = json.loads(done.stdout)
+    status = json.loads(done.stdout)
+    assert status["agent"]["pid"] == agent.proc.pid
+    assert 0 < status["agent"]["rss_mb"] < 200
+    [row] = status["services"]
     assert (row["service"], row["container"], row["status"]) == ("web", c.name, "running")
     assert row["restarts_in_window"] == 1
     assert (row["last_heal"]["result"], row["last_heal"]["attempt"]) == ("recovered", 1)
+    assert (row["backoff_attempt"], row["next_action"]) == (1, "watch")
     assert agent.stop() == 0
 
 

@@ -1,5 +1,6 @@
 """Running it for real: sd_notify, reload, the state lock, and an agent killed mid-cycle."""
 
+import json
 import signal
 import socket
 import subprocess
@@ -168,3 +169,75 @@ def test_reload_applies_changes_and_keeps_the_last_good_policy(
     time.sleep(0.5)
     assert [x["service"] for x in agent.events("heal.started")] == ["b"]
     assert health_of(client, a) == "healthy"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def test_pause_resume_and_reset_through_the_running_agent(client, containers, agents, tmp_path):
+    c = containers.run("held", healthcheck=file_healthcheck())
+    wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
+    policies, state = tmp_path / "p", tmp_path / "state"
+    write_policy(
+        policies,
+        "held",
+        match={"name": c.name},
+        check={"interval": "500ms"},
+        heal={**FAST_HEAL, "max_restarts": 1},
+    )
+    agent = agents.start(policies, state)
+    agent.wait_event("service.status", service="held", status="running")
+
+    began = time.monotonic()
+    done = run_cli("pause", "held", "--policies", str(policies), "--state-dir", str(state))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "held: pause done by the running agent\n"
+    assert time.monotonic() - began < 5
+    agent.wait_event("service.held", service="held")
+    c.exec_run(["rm", "/tmp/healthy"])
+    agent.wait_event("service.status", service="held", status="error", reason="held")
+    time.sleep(2)  # four check intervals: held means watched, not healed
+    assert agent.events("heal.started") == []
+
+    assert (
+        run_cli("resume", "held", "--policies", str(policies), "--state-dir", str(state)).returncode
+        == 0
+    )
+    agent.wait_event("heal.recovered", service="held")
+    c.exec_run(["rm", "/tmp/healthy"])
+    agent.wait_event("heal.gave_up", service="held")  # max_restarts 1: the second is refused
+
+    assert (
+        run_cli("reset", "held", "--policies", str(policies), "--state-dir", str(state)).returncode
+        == 0
+    )
+    agent.wait_event("heal.reset", service="held", why="operator")
+    wait_for(
+        lambda: len(agent.events("heal.recovered", service="held")) == 2,
+        30,
+        "a heal after the reset",
+    )
+
+
+def test_pause_without_an_agent_is_kept_for_the_next_one(agents, tmp_path):
+    policies, state = tmp_path / "p", tmp_path / "state"
+    write_policy(policies, "later", match={"name": "nothing-matches-this"})
+    done = run_cli(
+        "pause", "later", "--for", "1h", "--policies", str(policies), "--state-dir", str(state)
+    )
+    assert (done.returncode, done.stdout) == (0, "later: pause recorded (no agent running)\n")
+    status = json.loads(
+        run_cli("status", str(policies), "--json", "--state-dir", str(state)).stdout
+    )
+    assert status["agent"] is None
+    [row] = status["services"]
+    assert row["reason"] == "held"
+    assert row["next_action"].startswith("none: held for 359")
