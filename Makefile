@@ -6,7 +6,11 @@ IMAGE := docker-supervisor/busybox:local
 DEMO_COMPOSE := compose/demo/compose.yml
 COMPOSE := $(BIN)/docker-compose
 
-.PHONY: demo demo-down test lint format engine venv images clean
+PREFIX ?= /opt/docker-supervisor
+SYSCONFDIR ?= /etc/docker-supervisor
+UNITDIR ?= /etc/systemd/system
+
+.PHONY: demo demo-down test lint format engine venv images install clean
 
 engine:
 	@scripts/ensure-engine
@@ -43,6 +47,26 @@ format: venv
 
 test: engine venv images
 	$(BIN)/pytest -q tests
+
+# The package in its own virtual environment, the unit, and the policies directory (the
+# examples go to examples/ beside it; nothing an operator wrote is overwritten).
+install:
+	$(PYTHON) -m venv $(PREFIX)/venv
+	$(PREFIX)/venv/bin/pip install --quiet --upgrade pip
+	$(PREFIX)/venv/bin/pip install --quiet .
+	install -m 0644 README.md $(PREFIX)/README.md
+	install -d -m 0755 $(SYSCONFDIR)/policies.d $(SYSCONFDIR)/examples
+	install -m 0644 policies/*.yaml $(SYSCONFDIR)/examples/
+	install -d -m 0755 $(SYSCONFDIR)/compose/demo $(SYSCONFDIR)/compose/chatterbox
+	install -m 0644 compose/demo/* $(SYSCONFDIR)/compose/demo/
+	install -m 0644 compose/chatterbox/* $(SYSCONFDIR)/compose/chatterbox/
+	install -d $(UNITDIR)
+	sed -e 's|/opt/docker-supervisor|$(PREFIX)|g' -e 's|/etc/docker-supervisor|$(SYSCONFDIR)|g' \
+	    systemd/docker-supervisor.service > $(UNITDIR)/docker-supervisor.service
+	@if [ -d /run/systemd/system ] && [ "$(UNITDIR)" = /etc/systemd/system ]; then \
+	    systemctl daemon-reload; \
+	    echo "installed: put policies in $(SYSCONFDIR)/policies.d, then systemctl enable --now docker-supervisor"; \
+	else echo "installed under $(PREFIX), $(SYSCONFDIR) and $(UNITDIR)"; fi
 
 clean:
 	rm -rf $(VENV) build .state

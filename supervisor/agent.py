@@ -32,6 +32,7 @@ from .engine import Engine, Observation, discover
 from .errors import SupervisorError
 from .logs import log_event
 from .manager import ServiceManager
+from .metrics import Metrics
 from .notify import Notifier
 from .policy import LoadResult, Policy
 from .state import StateWriter, load_state
@@ -106,6 +107,7 @@ class Agent:
         compose_bin: str | None = None,
         heal_concurrency: int = DEFAULT_HEAL_CONCURRENCY,
         relist_s: float = DEFAULT_RELIST_S,
+        metrics_addr: tuple[str, int] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine or Engine()
@@ -121,6 +123,10 @@ class Agent:
         self._heals_active = 0
         self._heal_pool = ThreadPoolExecutor(heal_concurrency, thread_name_prefix="heal")
         self.notifier = Notifier()
+        self._metrics_addr = metrics_addr
+        self.metrics: Metrics | None = None
+        if metrics_addr is not None:
+            self.metrics = Metrics(self._metric_rows, lambda: self.engine.api_calls)
         self._unchecked: set[str] = set()
         self._ready = False
         self._status_line = ""
@@ -154,6 +160,15 @@ class Agent:
     # Lifecycle.
 
     def start(self) -> None:
+        if self.metrics is not None and self._metrics_addr is not None:
+            self.metrics.serve(*self._metrics_addr)
+            log_event(
+                log,
+                logging.INFO,
+                "metrics.serving",
+                "metrics endpoint listening",
+                address=f"{self._metrics_addr[0]}:{self._metrics_addr[1]}",
+            )
         self.view.start()
         # The first checks read the view: give it a moment to connect and list.
         self.view.wait_first_outcome(FIRST_SYNC_WAIT_S)
@@ -281,6 +296,8 @@ class Agent:
         if self._writer is not None:
             self._writer.close()
         self.engine.close()
+        if self.metrics is not None:
+            self.metrics.close()
         log_event(log, logging.INFO, "agent.stopped", "agent stopped")
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -387,6 +404,8 @@ class Agent:
             return  # removed by a reload
         try:
             self._check(slot)
+            if self.metrics is not None:
+                self.metrics.checked(service)
         except Exception as e:  # a job must never die; the next tick tries again
             log_event(
                 log,
@@ -479,6 +498,8 @@ class Agent:
             )
             self._show(slot, seen)
             self.save()
+            if self.metrics is not None:
+                self.metrics.gave_up(slot.service)
         elif decision.why == healing.WHY_BELOW_THRESHOLD:
             log_event(
                 log,
@@ -589,6 +610,8 @@ class Agent:
                         reason=outcome.why,
                         detail=outcome.detail,
                     )
+                if self.metrics is not None:
+                    self.metrics.healed(slot.service, outcome.recovered, outcome.duration_s)
                 slot.last_heal = {
                     "at": now,
                     "attempt": decision.attempt,
@@ -698,6 +721,20 @@ class Agent:
         order = ["running", "starting", "stopped", "error", "healing", "held", "unchecked"]
         parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
         return f"{len(self.slots)} services: " + ", ".join(parts)
+
+    def _metric_rows(self) -> list[dict[str, Any]]:
+        now = self._clock()
+        return [
+            {
+                "service": slot.service,
+                "status": str(slot.status) if slot.status else None,
+                "restarts": slot.tracker.restarts_in_window(now),
+                "healing": slot.healing,
+                "held": slot.held(now),
+                "gave_up": slot.tracker.gave_up,
+            }
+            for slot in list(self.slots.values())
+        ]
 
     def _update_status_line(self) -> None:
         line = self.summary()

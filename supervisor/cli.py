@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="full re-listing to correct drift (default 60s)",
     )
 
+    run.add_argument(
+        "--metrics-addr",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics here, e.g. 127.0.0.1:9464 (default: off; "
+        ":PORT means loopback)",
+    )
+
     validate = sub.add_parser("validate", help="check a policies directory")
     validate.add_argument("policies", nargs="?", default=DEFAULT_POLICIES, type=Path)
 
@@ -138,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .agent import Agent
+    from .metrics import parse_metrics_addr
     from .state import default_state_dir, lock_state_dir, take_commands
 
+    metrics_addr = parse_metrics_addr(args.metrics_addr) if args.metrics_addr else None
     policies = load_policies(args.policies)
     state_dir = args.state_dir or default_state_dir()
     lock = lock_state_dir(state_dir)
@@ -149,6 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         compose_bin=args.compose_bin,
         heal_concurrency=args.heal_concurrency,
         relist_s=args.relist_interval,
+        metrics_addr=metrics_addr,
     )
     requests: set[str] = set()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -241,3 +241,52 @@ def test_pause_without_an_agent_is_kept_for_the_next_one(agents, tmp_path):
     [row] = status["services"]
     assert row["reason"] == "held"
     assert row["next_action"].startswith("none: held for 359")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_metrics_endpoint_is_scraped(client, containers, agents, tmp_path):
+    import urllib.request
+
+    c = containers.run("metered", healthcheck=file_healthcheck())
+    wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
+    write_policy(
+        tmp_path / "p", "metered", match={"name": c.name}, check={"interval": "1s"}, heal=FAST_HEAL
+    )
+    port = free_port()
+    agent = agents.start(tmp_path / "p", tmp_path / "state", "--metrics-addr", f":{port}")
+    agent.wait_event("service.status", service="metered", status="running")
+    c.exec_run(["rm", "/tmp/healthy"])
+    agent.wait_event("heal.recovered", service="metered")
+    agent.wait_event("service.status", service="metered", status="running")
+
+    def scrape() -> dict[str, float]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
+
+    metrics = wait_for(
+        lambda: (
+            (m := scrape()).get('supervisor_service_status{service="metered",status="running"}')
+            == 1.0
+            and m
+        ),
+        10,
+        "running in the metrics",
+    )
+    assert metrics['supervisor_service_status{service="metered",status="error"}'] == 0.0
+    assert metrics['supervisor_heals_total{result="recovered",service="metered"}'] == 1.0
+    assert metrics['supervisor_heal_duration_seconds_count{service="metered"}'] == 1.0
+    assert metrics['supervisor_service_restarts_in_window{service="metered"}'] == 1.0
+    assert metrics['supervisor_checks_total{service="metered"}'] >= 2
+    assert metrics["supervisor_engine_api_calls_total"] >= 3
+    assert 10e6 < metrics["process_resident_memory_bytes"] < 200e6
+    assert metrics["process_cpu_seconds_total"] > 0

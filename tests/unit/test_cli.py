@@ -61,3 +61,18 @@ def test_unknown_service_for_lifecycle_command():
     done = run_cli("start", "ghost", "--policies", "policies")
     assert done.returncode == 2
     assert done.stderr == "policies: no policy for service 'ghost'\n"
+
+
+def test_metrics_addr_parsing():
+    import pytest
+
+    from supervisor.errors import UsageError
+    from supervisor.metrics import parse_metrics_addr
+
+    assert parse_metrics_addr("127.0.0.1:9464") == ("127.0.0.1", 9464)
+    assert parse_metrics_addr(":9464") == ("127.0.0.1", 9464)
+    assert parse_metrics_addr("0.0.0.0:1") == ("0.0.0.0", 1)
+    assert parse_metrics_addr("[::1]:9464") == ("::1", 9464)
+    for bad in ("9464", "host:", "host:70000", "host:x"):
+        with pytest.raises(UsageError):
+            parse_metrics_addr(bad)
