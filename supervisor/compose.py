@@ -120,7 +120,7 @@ def _text(data: bytes | str | None) -> str:
 class Compose:
     """Blanket lifecycle commands for one stack, through a found compose command."""
 
-    def __init__(self, compose_cmd: Sequence[str], timeout_s: float = 300.0) -> None:
+    def __init__(self, compose_cmd: Sequence[str], timeout_s: float = 120.0) -> None:
         self.compose_cmd = list(compose_cmd)
         self.timeout_s = timeout_s
 

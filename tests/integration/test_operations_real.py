@@ -166,8 +166,12 @@ def test_reload_applies_changes_and_keeps_the_last_good_policy(
     (policies / "c.yaml").unlink()
     agent.proc.send_signal(signal.SIGHUP)
     agent.wait_event("policy.removed", service="c")
+    # b's restart history survived both reloads: a second heal is attempt 2.
+    b.exec_run(["rm", "/tmp/healthy"])
+    second = wait_for(lambda: agent.events("heal.started", service="b")[1:], 30, "a second heal")
+    assert second[0]["attempt"] == 2
     time.sleep(0.5)
-    assert [x["service"] for x in agent.events("heal.started")] == ["b"]
+    assert [x["service"] for x in agent.events("heal.started")] == ["b", "b"]
     assert health_of(client, a) == "healthy"
 
 
@@ -290,3 +294,29 @@ def test_metrics_endpoint_is_scraped(client, containers, agents, tmp_path):
     assert metrics["supervisor_engine_api_calls_total"] >= 3
     assert 10e6 < metrics["process_resident_memory_bytes"] < 200e6
     assert metrics["process_cpu_seconds_total"] > 0
+
+
+def test_sigterm_during_a_cycle_starts_the_container_before_exiting(
+    client, containers, agents, tmp_path
+):
+    c = containers.run("term", healthcheck=file_healthcheck())
+    wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
+    write_policy(
+        tmp_path / "p",
+        "term",
+        match={"name": c.name},
+        check={"interval": "1s"},
+        heal={**FAST_HEAL, "pause": "60s"},
+    )
+    agent = agents.start(tmp_path / "p", tmp_path / "state")
+    agent.wait_event("service.status", service="term", status="running")
+    c.exec_run(["rm", "/tmp/healthy"])
+    agent.wait_event("heal.stopped", service="term")
+    began = time.monotonic()
+    assert agent.stop() == 0
+    assert time.monotonic() - began < 20  # the 60 s pause was cut short
+    c.reload()
+    assert c.attrs["State"]["Running"] is True
+    state = json.loads((tmp_path / "state/state.json").read_text())
+    assert state["services"]["term"]["down_cycle"] is None
+    assert len(state["services"]["term"]["restarts_at"]) == 1
