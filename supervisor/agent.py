@@ -108,9 +108,11 @@ class Agent:
         heal_concurrency: int = DEFAULT_HEAL_CONCURRENCY,
         relist_s: float = DEFAULT_RELIST_S,
         metrics_addr: tuple[str, int] | None = None,
+        dry_run: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine or Engine()
+        self.dry_run = dry_run
         self.state_dir = state_dir
         self._clock = clock
         self._started_at = clock()
@@ -437,7 +439,7 @@ class Agent:
                 # No decision while the engine is away: an outage is not a crash.
                 self._show(slot, seen)
                 return
-            if slot.down_cycle is not None:
+            if slot.down_cycle is not None and not self.dry_run:
                 self._resume(slot)
                 seen = slot.manager.observe()
             if seen.manual_stop and not seen.is_healthy:
@@ -465,17 +467,21 @@ class Agent:
             reason=seen.reason,
         )
         if decision.action == healing.HEAL:
-            slot.healing = True
             log_event(
                 log,
                 logging.WARNING,
                 "heal.started",
-                "heal started",
+                "would heal (dry run)" if self.dry_run else "heal started",
                 **fields,
                 attempt=decision.attempt,
                 delay_s=round(decision.delay_s, 3),
                 scope=slot.policy.heal.scope,
             )
+            if self.dry_run:
+                # Nothing is done, so nothing escalates: the next bad check decides the same.
+                slot.tracker.attempt -= 1
+                return
+            slot.healing = True
             if decision.delay_s > 0:
                 # The backoff wait holds no heal slot: a one-shot job queues the cycle later.
                 run_at = datetime.now(UTC) + timedelta(seconds=decision.delay_s)

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     run.add_argument(
+        "--dry-run", action="store_true", help="decide and log everything, act on nothing"
+    )
+    run.add_argument(
         "--metrics-addr",
         metavar="HOST:PORT",
         help="serve Prometheus metrics here, e.g. 127.0.0.1:9464 (default: off; "
@@ -127,7 +130,12 @@ def _duration_arg(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        setup_logging(args.log_level, sys.stdout if args.command == "run" else sys.stderr)
+        dry_run = getattr(args, "dry_run", False)
+        setup_logging(
+            args.log_level,
+            sys.stdout if args.command == "run" else sys.stderr,
+            static={"dry_run": True} if dry_run else None,
+        )
         return COMMANDS[args.command](args)
     except PolicyErrors as e:
         for error in e.errors:
@@ -159,6 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         heal_concurrency=args.heal_concurrency,
         relist_s=args.relist_interval,
         metrics_addr=metrics_addr,
+        dry_run=args.dry_run,
     )
     requests: set[str] = set()
     for signum in (signal.SIGTERM, signal.SIGINT):

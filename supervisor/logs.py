@@ -50,8 +50,13 @@ def stream_is_journal(stream: TextIO) -> bool:
     return announced == f"{info.st_dev}:{info.st_ino}"
 
 
-def setup_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Send the project's log records, as JSON lines, to `stream` (stdout by default)."""
+def setup_logging(
+    level: str = "INFO", stream: TextIO | None = None, static: dict[str, Any] | None = None
+) -> None:
+    """Send the project's log records, as JSON lines, to `stream` (stdout by default).
+
+    `static` fields go on every line (the dry run's `dry_run: true`).
+    """
     stream = stream or sys.stdout
     handler = logging.StreamHandler(stream)
     formatter: logging.Formatter = JsonFormatter(
@@ -59,6 +64,7 @@ def setup_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
         rename_fields={"levelname": "level", "name": "logger"},
         timestamp=True,
         json_ensure_ascii=False,
+        static_fields=static,
     )
     if stream_is_journal(stream):
         formatter = JournalPrefixFormatter(formatter)
