@@ -30,11 +30,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from . import healing
 from .engine import Engine, Observation, discover
 from .errors import SupervisorError
+from .hooks import Notifications
 from .logs import log_event
 from .manager import ServiceManager
 from .metrics import Metrics
 from .notify import Notifier
-from .policy import LoadResult, Policy
+from .policy import LoadResult, NotifyPolicy, Policy
 from .state import StateWriter, load_state
 from .status import (
     REASON_ENGINE_UNREACHABLE,
@@ -109,10 +110,12 @@ class Agent:
         relist_s: float = DEFAULT_RELIST_S,
         metrics_addr: tuple[str, int] | None = None,
         dry_run: bool = False,
+        notify_default: NotifyPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine or Engine()
         self.dry_run = dry_run
+        self.notifications = Notifications(notify_default)
         self.state_dir = state_dir
         self._clock = clock
         self._started_at = clock()
@@ -298,6 +301,7 @@ class Agent:
         if self._writer is not None:
             self._writer.close()
         self.engine.close()
+        self.notifications.close()
         if self.metrics is not None:
             self.metrics.close()
         log_event(log, logging.INFO, "agent.stopped", "agent stopped")
@@ -506,6 +510,14 @@ class Agent:
             self.save()
             if self.metrics is not None:
                 self.metrics.gave_up(slot.service)
+            self.notifications.send(
+                slot.policy.notify,
+                "heal.gave_up",
+                service=slot.service,
+                container=slot.container,
+                reason=seen.reason,
+                attempt=decision.attempt,
+            )
         elif decision.why == healing.WHY_BELOW_THRESHOLD:
             log_event(
                 log,
@@ -618,6 +630,15 @@ class Agent:
                     )
                 if self.metrics is not None:
                     self.metrics.healed(slot.service, outcome.recovered, outcome.duration_s)
+                self.notifications.send(
+                    slot.policy.notify,
+                    "heal.recovered" if outcome.recovered else "heal.failed",
+                    service=slot.service,
+                    container=slot.container,
+                    attempt=decision.attempt,
+                    reason=outcome.why or seen.reason,
+                    duration_s=round(outcome.duration_s, 3),
+                )
                 slot.last_heal = {
                     "at": now,
                     "attempt": decision.attempt,

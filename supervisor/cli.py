@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .errors import AgentRunning, PolicyError, PolicyErrors, SupervisorError, UsageError
 from .logs import setup_logging
-from .policy import Policy, load_policies, load_policy_dir, parse_duration
+from .policy import Policy, load_notify_file, load_policies, load_policy_dir, parse_duration
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="full re-listing to correct drift (default 60s)",
     )
 
+    run.add_argument(
+        "--notify",
+        type=Path,
+        metavar="FILE",
+        help="default notifications for policies without a notify section (YAML)",
+    )
     run.add_argument(
         "--dry-run", action="store_true", help="decide and log everything, act on nothing"
     )
@@ -158,6 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     metrics_addr = parse_metrics_addr(args.metrics_addr) if args.metrics_addr else None
     policies = load_policies(args.policies)
+    notify_default = load_notify_file(args.notify) if args.notify else None
     state_dir = args.state_dir or default_state_dir()
     lock = lock_state_dir(state_dir)
     agent = Agent(
@@ -168,6 +175,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         relist_s=args.relist_interval,
         metrics_addr=metrics_addr,
         dry_run=args.dry_run,
+        notify_default=notify_default,
     )
     requests: set[str] = set()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -43,10 +43,43 @@ class ComposeRef:
 
 
 @dataclass(frozen=True)
+class ProbePolicy:
+    """An agent-side probe, with Kubernetes' semantics (defaults as in Kubernetes)."""
+
+    kind: str  # http, tcp or exec
+    url: str | None = None  # http: a full URL, or
+    port: int | None = None  # http and tcp: a port on `host`, or on the container's address
+    path: str = "/"
+    host: str | None = None
+    status_low: int = 200
+    status_high: int = 399
+    command: tuple[str, ...] = ()  # exec: argv run inside the container
+    timeout_s: float = 1.0
+    period_s: float = 10.0
+    initial_delay_s: float = 0.0
+    failure_threshold: int = 3
+    success_threshold: int = 1
+
+
+@dataclass(frozen=True)
 class CheckPolicy:
     interval_s: float = 10.0
     grace_s: float = 0.0
     failures: int = 1
+    probe: ProbePolicy | None = None
+
+
+NOTIFY_EVENTS = ("heal.gave_up", "heal.recovered", "heal.failed")
+
+
+@dataclass(frozen=True)
+class NotifyPolicy:
+    """Who hears of give-ups, recoveries and failures: a command (argv), a webhook, or both."""
+
+    on: frozenset[str] = frozenset(NOTIFY_EVENTS)
+    command: tuple[str, ...] = ()
+    webhook: str | None = None
+    timeout_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +110,7 @@ class Policy:
     compose: ComposeRef | None = None
     check: CheckPolicy = field(default_factory=CheckPolicy)
     heal: HealPolicy = field(default_factory=HealPolicy)
+    notify: NotifyPolicy | None = None
     source: Path | None = None
 
 
@@ -308,7 +342,7 @@ def _scope(value: Any) -> str:
 
 def parse_policy(src: _Source, data: Any) -> Policy:
     """Build a Policy from a file's parsed YAML, raising the first PolicyError found."""
-    top = _Section(src, (), data, ("service", "match", "compose", "check", "heal"))
+    top = _Section(src, (), data, ("service", "match", "compose", "check", "heal", "notify"))
     if "service" not in top.value:
         raise src.error(("service",), "required")
     service = top.get("service", _service_name)
@@ -334,11 +368,12 @@ def parse_policy(src: _Source, data: Any) -> Policy:
             raise src.error(("compose", "file"), f"no such file: {file}")
         compose = ComposeRef(file=file, project=c.get("project", _service_name))
 
-    ck = top.section("check", ("interval", "grace", "failures"))
+    ck = top.section("check", ("interval", "grace", "failures", "probe"))
     check = CheckPolicy(
         interval_s=ck.get("interval", _duration_above_zero, CheckPolicy.interval_s),
         grace_s=ck.get("grace", parse_duration, CheckPolicy.grace_s),
         failures=ck.get("failures", _int_at_least(1), CheckPolicy.failures),
+        probe=parse_probe(ck) if "probe" in ck.value else None,
     )
 
     h = top.section(
@@ -382,9 +417,119 @@ def parse_policy(src: _Source, data: Any) -> Policy:
     if "missing" in heal.on and heal.scope != "compose":
         # Only compose can create a container that no longer exists.
         raise src.error(("heal", "on"), "healing 'missing' needs heal.scope compose")
+    notify = parse_notify(top.section("notify", NOTIFY_KEYS)) if "notify" in top.value else None
     return Policy(
-        service=service, match=match, compose=compose, check=check, heal=heal, source=src.path
+        service=service,
+        match=match,
+        compose=compose,
+        check=check,
+        heal=heal,
+        notify=notify,
+        source=src.path,
     )
+
+
+PROBE_KEYS = (
+    "http",
+    "tcp",
+    "exec",
+    "timeout",
+    "period",
+    "initial_delay",
+    "failure_threshold",
+    "success_threshold",
+)
+NOTIFY_KEYS = ("on", "command", "webhook", "timeout")
+
+
+def parse_probe(check: _Section) -> ProbePolicy:
+    p = check.section("probe", PROBE_KEYS)
+    kinds = [k for k in ("http", "tcp", "exec") if k in p.value]
+    if len(kinds) != 1:
+        raise p.src.error(p.path, "expected exactly one of http, tcp, exec")
+    kind = kinds[0]
+    common = dict(
+        timeout_s=p.get("timeout", _duration_above_zero, 1.0),
+        period_s=p.get("period", _duration_above_zero, 10.0),
+        initial_delay_s=p.get("initial_delay", parse_duration, 0.0),
+        failure_threshold=p.get("failure_threshold", _int_at_least(1), 3),
+        success_threshold=p.get("success_threshold", _int_at_least(1), 1),
+    )
+    if kind == "exec":
+        return ProbePolicy("exec", command=p.get("exec", _argv), **common)
+    if kind == "tcp":
+        t = p.section("tcp", ("host", "port"))
+        if "port" not in t.value:
+            raise p.src.error((*t.path, "port"), "required")
+        return ProbePolicy("tcp", host=t.get("host", _string), port=t.get("port", _port), **common)
+    h = p.section("http", ("url", "port", "path", "host", "status"))
+    if ("url" in h.value) == ("port" in h.value):
+        raise p.src.error(h.path, "expected either url, or port (with path and host)")
+    low, high = h.get("status", _status_range, (200, 399))
+    return ProbePolicy(
+        "http",
+        url=h.get("url", _http_url),
+        port=h.get("port", _port),
+        path=h.get("path", _url_path, "/"),
+        host=h.get("host", _string),
+        status_low=low,
+        status_high=high,
+        **common,
+    )
+
+
+def parse_notify(n: _Section) -> NotifyPolicy:
+    if "command" not in n.value and "webhook" not in n.value:
+        raise n.src.error(n.path, "expected a command, a webhook, or both")
+    return NotifyPolicy(
+        on=n.get("on", _notify_events, frozenset(NOTIFY_EVENTS)),
+        command=n.get("command", _argv, ()),
+        webhook=n.get("webhook", _http_url),
+        timeout_s=n.get("timeout", _duration_above_zero, 10.0),
+    )
+
+
+def load_notify_file(path: Path | str) -> NotifyPolicy:
+    """The agent-wide default `notify` section, from its own YAML file (--notify FILE)."""
+    path = Path(path)
+    src = _Source(path, str(path))
+    return parse_notify(_Section(src, (), _read_yaml(src), NOTIFY_KEYS))
+
+
+def _argv(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(x, str) and x for x in value):
+        raise ValueError(f"expected a command as a list of strings (no shell), got {value!r}")
+    return tuple(value)
+
+
+def _http_url(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def _url_path(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ValueError(f"expected a path starting with /, got {value!r}")
+    return value
+
+
+def _status_range(value: Any) -> tuple[int, int]:
+    text = str(value)
+    found = re.fullmatch(r"(\d{3})(?:-(\d{3}))?", text)
+    if isinstance(value, bool) or not found:
+        raise ValueError(f"expected a status like 200 or 200-399, got {value!r}")
+    low = int(found.group(1))
+    high = int(found.group(2) or low)
+    if not 100 <= low <= high <= 599:
+        raise ValueError(f"expected a status range within 100-599, got {value!r}")
+    return low, high
+
+
+def _notify_events(value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(x in NOTIFY_EVENTS for x in value):
+        raise ValueError(f"expected events from {', '.join(NOTIFY_EVENTS)}, got {value!r}")
+    return frozenset(value)
 
 
 def load_policy_file(path: Path | str, display: str | None = None) -> Policy:

@@ -131,7 +131,7 @@ BASE = "service: web\nmatch: {name: web}\n"
         (
             BASE + "check:\n  intervall: 5s\n",
             "p.yaml:4: at 'check.intervall': unknown key (expected one of: interval, grace, "
-            "failures)",
+            "failures, probe)",
         ),
         (
             "service: web\n",
@@ -259,3 +259,73 @@ def test_oversized_file_is_refused(tmp_path):
 def test_shipped_example_policies_validate():
     services = sorted(p.service for p in load_policies(REPO / "policies"))
     assert services == ["chatterbox", "flaky", "web"]
+
+
+def test_probe_and_notify_sections(tmp_path):
+    policy = load_policy_file(
+        write(
+            tmp_path,
+            BASE
+            + """\
+check:
+  probe:
+    http: {port: 8080, path: /health, status: 200-299}
+    timeout: 2s
+    period: 5s
+    failure_threshold: 2
+notify:
+  on: [heal.gave_up]
+  command: [/usr/local/bin/page, --team, ops]
+  webhook: https://hooks.example.test/x
+  timeout: 3s
+""",
+        )
+    )
+    probe = policy.check.probe
+    assert (probe.kind, probe.port, probe.path, probe.url) == ("http", 8080, "/health", None)
+    assert (probe.status_low, probe.status_high) == (200, 299)
+    assert (probe.timeout_s, probe.period_s, probe.initial_delay_s) == (2.0, 5.0, 0.0)
+    assert (probe.failure_threshold, probe.success_threshold) == (2, 1)
+    assert policy.notify.on == frozenset({"heal.gave_up"})
+    assert policy.notify.command == ("/usr/local/bin/page", "--team", "ops")
+    assert (policy.notify.webhook, policy.notify.timeout_s) == ("https://hooks.example.test/x", 3.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            BASE + "check:\n  probe:\n    timeout: 1s\n",
+            "p.yaml:4: at 'check.probe': expected exactly one of http, tcp, exec",
+        ),
+        (
+            BASE + "check:\n  probe:\n    exec: pg_isready -q\n",
+            "p.yaml:5: at 'check.probe.exec': expected a command as a list of strings (no shell), "
+            "got 'pg_isready -q'",
+        ),
+        (
+            BASE + "check:\n  probe:\n    tcp: {host: db}\n",
+            "p.yaml:5: at 'check.probe.tcp.port': required",
+        ),
+        (
+            BASE + "check:\n  probe:\n    http: {url: 'ftp://x/'}\n",
+            "p.yaml:5: at 'check.probe.http.url': expected an http:// or https:// URL, got 'ftp://x/'",
+        ),
+        (
+            BASE + "check:\n  probe:\n    http: {port: 80, status: 700}\n",
+            "p.yaml:5: at 'check.probe.http.status': expected a status range within 100-599, "
+            "got 700",
+        ),
+        (
+            BASE + "notify:\n  on: [heal.failed]\n",
+            "p.yaml:3: at 'notify': expected a command, a webhook, or both",
+        ),
+        (
+            BASE + "notify:\n  command: [x]\n  on: [heal.started]\n",
+            "p.yaml:5: at 'notify.on': expected events from heal.gave_up, heal.recovered, "
+            "heal.failed, got ['heal.started']",
+        ),
+    ],
+)
+def test_probe_and_notify_errors(tmp_path, text, message):
+    assert error_of(tmp_path, text) == message
