@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,15 @@ from .manager import ServiceManager
 from .metrics import Metrics
 from .notify import Notifier
 from .policy import LoadResult, NotifyPolicy, Policy
+from .probes import FAILED as PROBE_FAILED
+from .probes import ProbeTracker, run_probe
 from .state import StateWriter, load_state
 from .status import (
     REASON_ENGINE_UNREACHABLE,
     REASON_GAVE_UP,
     REASON_HELD,
     REASON_MANUAL_STOP,
+    REASON_PROBE_FAILED,
     Status,
 )
 from .view import ContainerView, ViewEvent
@@ -71,6 +74,7 @@ class ServiceSlot:
     last_heal: dict[str, Any] | None = None
     held_until: float | None = None
     down_cycle: dict[str, Any] | None = None
+    probe: ProbeTracker | None = None
 
     def held(self, now: float) -> bool:
         return self.held_until is not None and now < self.held_until
@@ -157,7 +161,10 @@ class Agent:
                     slot.down_cycle = saved[policy.service]["down_cycle"]
             self.slots[policy.service] = slot
         self._scheduler = BackgroundScheduler(
-            executors={"default": JobPool(max(4, min(20, len(policies) + 2)))},
+            executors={
+                "default": JobPool(max(4, min(20, len(policies) + 2))),
+                "probes": JobPool(max(2, min(50, sum(1 for p in policies if p.check.probe)))),
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
@@ -207,7 +214,8 @@ class Agent:
         manager = ServiceManager(
             policy, self.engine, compose_bin=self._compose_bin, clock=self._clock
         )
-        return ServiceSlot(policy, manager, tracker)
+        probe = ProbeTracker(policy.check.probe) if policy.check.probe else None
+        return ServiceSlot(policy, manager, tracker, probe=probe)
 
     def _schedule(self, slot: ServiceSlot) -> None:
         self._scheduler.add_job(
@@ -220,6 +228,21 @@ class Agent:
             next_run_time=datetime.now(UTC),
             replace_existing=True,
         )
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(f"probe:{slot.service}")
+        if slot.policy.check.probe is not None:
+            # Probes run on a pool of their own: a slow probe never delays a check.
+            self._scheduler.add_job(
+                self._probe,
+                "interval",
+                args=[slot.service],
+                id=f"probe:{slot.service}",
+                name=f"probe {slot.service}",
+                executor="probes",
+                seconds=slot.policy.check.probe.period_s,
+                next_run_time=datetime.now(UTC),
+                replace_existing=True,
+            )
 
     def reload(self, result: LoadResult) -> None:
         """Apply a re-read policies directory without touching healthy containers.
@@ -250,8 +273,9 @@ class Agent:
         for service in list(self.slots):
             if service not in wanted:
                 removed.append(service)
-                with contextlib.suppress(JobLookupError):
-                    self._scheduler.remove_job(f"check:{service}")
+                for job in (f"check:{service}", f"probe:{service}"):
+                    with contextlib.suppress(JobLookupError):
+                        self._scheduler.remove_job(job)
                 del self.slots[service]
         for service, policy in wanted.items():
             slot = self.slots.get(service)
@@ -438,14 +462,14 @@ class Agent:
         with slot.lock:
             if slot.healing or self._stop.is_set():
                 return
-            seen = slot.manager.observe()
+            seen = self._observe(slot)
             if seen.reason == REASON_ENGINE_UNREACHABLE:
                 # No decision while the engine is away: an outage is not a crash.
                 self._show(slot, seen)
                 return
             if slot.down_cycle is not None and not self.dry_run:
                 self._resume(slot)
-                seen = slot.manager.observe()
+                seen = self._observe(slot)
             if seen.manual_stop and not seen.is_healthy:
                 # Someone stopped it by hand: leave it alone until it is started again.
                 self._show(slot, seen, Status.STOPPED, REASON_MANUAL_STOP)
@@ -463,12 +487,69 @@ class Agent:
             self._show(slot, seen)
             self._act(slot, seen, decision)
 
+    def _observe(self, slot: ServiceSlot) -> Observation:
+        """Docker's view of the service, made worse by a failed agent-side probe."""
+        seen = slot.manager.observe()
+        probe = slot.probe
+        if probe is not None and seen.is_healthy and probe.failed_for(seen.started_at):
+            return replace(
+                seen, status=Status.ERROR, reason=REASON_PROBE_FAILED, detail=probe.last_error
+            )
+        return seen
+
+    def _probe(self, service: str) -> None:
+        """One run of a service's probe (on the probes pool); a change is checked at once."""
+        slot = self.slots.get(service)
+        if slot is None or slot.probe is None or slot.healing or self._stop.is_set():
+            return
+        try:
+            seen = slot.manager.observe()
+            if seen.status is not Status.RUNNING or seen.container is None:
+                return  # probes judge running containers; Docker's state speaks for the rest
+            if not slot.probe.due(seen.started_at, self._clock()):
+                return
+            result = run_probe(slot.probe.probe, seen.container, self.engine)
+            if slot.probe.record(result):
+                if slot.probe.state == PROBE_FAILED:
+                    log_event(
+                        log,
+                        logging.WARNING,
+                        "probe.failed",
+                        "probe failed",
+                        service=service,
+                        container=seen.container.name,
+                        kind=slot.probe.probe.kind,
+                        failures=slot.probe.failures,
+                        error=result.error,
+                    )
+                else:
+                    log_event(
+                        log,
+                        logging.INFO,
+                        "probe.ok",
+                        "probe succeeds",
+                        service=service,
+                        container=seen.container.name,
+                        kind=slot.probe.probe.kind,
+                    )
+                self.check(service)
+        except Exception as e:  # a job must never die
+            log_event(
+                log,
+                logging.ERROR,
+                "probe.error",
+                "probe job raised",
+                service=service,
+                error=f"{type(e).__name__}: {e}",
+            )
+
     def _act(self, slot: ServiceSlot, seen: Observation, decision: healing.Decision) -> None:
         fields = dict(
             service=slot.service,
             container=slot.container,
             status=str(seen.status),
             reason=seen.reason,
+            detail=seen.detail,
         )
         if decision.action == healing.HEAL:
             log_event(
@@ -540,8 +621,12 @@ class Agent:
         """Hand a cycle to the pool; after a backoff, first make sure it is still needed."""
         try:
             if seen is None:
-                seen = slot.manager.observe()
-                if self._stop.is_set() or seen.is_healthy or seen.reason not in slot.policy.heal.on:
+                seen = self._observe(slot)
+                if (
+                    self._stop.is_set()
+                    or seen.is_healthy
+                    or not healing.is_healable(seen.reason, slot.policy.heal.on)
+                ):
                     log_event(
                         log,
                         logging.INFO,

@@ -59,6 +59,8 @@ class ContainerInfo:
     restart_policy: str | None = None
     restart_max_retries: int = 0
     restart_count: int = 0
+    addresses: tuple[str, ...] = ()
+    network_mode: str | None = None
 
     @property
     def restarted_by_docker(self) -> bool:
@@ -262,6 +264,32 @@ class Engine:
             return contextlib.nullcontext()
         return self.view.acting_on(container_ids, project)
 
+    def exec_probe(self, container_id: str, argv: list[str], timeout_s: float) -> tuple[int, str]:
+        """Run argv inside the container (no shell); return (exit code, output tail).
+
+        Raises EngineError on a timeout; the command may go on inside the container, as it
+        does for Kubernetes' exec probes.
+        """
+        exec_id = self._call("exec_create", container_id, argv, stdout=True, stderr=True)["Id"]
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                result["output"] = self._call("exec_start", exec_id)
+            except EngineError as e:
+                result["error"] = e
+
+        worker = threading.Thread(target=run, name="exec-probe", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+        if worker.is_alive():
+            raise EngineError(f"timed out after {timeout_s:g}s: {' '.join(argv)}")
+        if "error" in result:
+            raise result["error"]
+        code = self._call("exec_inspect", exec_id).get("ExitCode")
+        output = (result.get("output") or b"").decode(errors="replace").strip()[-300:]
+        return (-1 if code is None else int(code)), output
+
     def stop(self, container: ContainerInfo, timeout_s: float) -> None:
         """Stop gracefully, SIGKILL after `timeout_s`."""
         with self.acting_on((container.id,)):
@@ -297,7 +325,17 @@ def _from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
         restart_policy=restart.get("Name") or None,
         restart_max_retries=int(restart.get("MaximumRetryCount") or 0),
         restart_count=int(data.get("RestartCount") or 0),
+        addresses=_addresses(data),
+        network_mode=(data.get("HostConfig") or {}).get("NetworkMode") or None,
     )
+
+
+def _addresses(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The container's IP addresses, one per network it is attached to."""
+    settings = data.get("NetworkSettings") or {}
+    found = [settings.get("IPAddress")]
+    found += [n.get("IPAddress") for n in (settings.get("Networks") or {}).values() if n]
+    return tuple(dict.fromkeys(a for a in found if a))
 
 
 def _summary(row: Mapping[str, Any]) -> ContainerInfo:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .policy import BackoffPolicy, CheckPolicy, HealPolicy
-from .status import REASON_GAVE_UP, Status
+from .status import REASON_GAVE_UP, REASON_PROBE_FAILED, Status
 
 # Actions.
 NOTHING = "nothing"
@@ -42,6 +42,16 @@ WHY_ALREADY_COUNTED = "already_counted"
 WHY_BAD = "bad"
 WHY_CRASH_LOOP = "crash_loop"
 WHY_STABLE = "stable"
+
+
+# An agent-side probe's failure heals where `unhealthy` does: it is the same trouble, seen by
+# the agent instead of by Docker.
+_HEALS_AS = {REASON_PROBE_FAILED: "unhealthy"}
+
+
+def is_healable(reason: str | None, heal_on: frozenset[str]) -> bool:
+    """Whether a bad state with this reason is one the policy heals."""
+    return _HEALS_AS.get(reason, reason) in heal_on
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,7 @@ class RestartTracker:
         self.healthy_since = None
         if status is Status.STARTING:
             return Decision(NOTHING, WHY_STARTING)
-        if reason not in self.heal.on:
+        if not is_healable(reason, self.heal.on):
             self.bad_checks = 0
             return Decision(NOTHING, WHY_NOT_HEALABLE)
         if self.gave_up:

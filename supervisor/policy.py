@@ -455,6 +455,8 @@ def parse_probe(check: _Section) -> ProbePolicy:
         failure_threshold=p.get("failure_threshold", _int_at_least(1), 3),
         success_threshold=p.get("success_threshold", _int_at_least(1), 1),
     )
+    if common["timeout_s"] > common["period_s"]:
+        raise p.src.error((*p.path, "timeout"), "must be at most check.probe.period")
     if kind == "exec":
         return ProbePolicy("exec", command=p.get("exec", _argv), **common)
     if kind == "tcp":

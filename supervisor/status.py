@@ -35,6 +35,7 @@ REASON_AMBIGUOUS = "ambiguous"
 REASON_GAVE_UP = "gave_up"
 REASON_HELD = "held"
 REASON_MANUAL_STOP = "manual_stop"
+REASON_PROBE_FAILED = "probe_failed"
 
 
 def is_restarted_by_docker(

@@ -360,6 +360,7 @@ class ContainerView:
         at_ns = event.get("timeNano") or int(event.get("time", 0)) * 1_000_000_000
         at_iso = datetime.fromtimestamp(at_ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
         container = None
+        inspected = False
         cached = self.get(cid)
         # Inspect what the cache cannot tell: a new container, or an event that contradicts
         # the cache (a health report for a container we think is not running: the engine
@@ -369,9 +370,11 @@ class ContainerView:
             and cached is not None
             and not ((cached.state or {}).get("Running"))
         )
-        if verb == "create" or (verb == "start" and cached is None) or stale:
+        # A start may bring new addresses (probes use them): look at it afresh.
+        if verb in ("create", "start") or stale:
             try:
                 container = self._source.inspect_container(cid)
+                inspected = True
             except (ContainerGone, EngineError):
                 container = None
         now = self._clock()
@@ -402,7 +405,7 @@ class ContainerView:
                 if verb == "rename" and attrs.get("name"):
                     container = replace(container, name=attrs["name"].lstrip("/"))
                 state = container.state or {}
-                if not stale:
+                if not inspected:  # what was just inspected is newer than the event
                     state = apply_event(state, action, attrs, at_iso, oom=cid in self._oom)
                 container = replace(container, state=state)
                 self._containers[cid] = container

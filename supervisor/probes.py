@@ -1,0 +1,97 @@
+"""Agent-side probes (http, tcp, exec) with Kubernetes' semantics.
+
+`ProbeTracker` is pure: results go in, it says whether the probe has now failed (after
+`failure_threshold` failures in a row) or succeeded (after `success_threshold` successes), and
+it starts over, after `initial_delay`, whenever the container starts again. `run_probe` does
+the I/O, bounded by the probe's timeout; it never raises. Neither decides to heal.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+import requests
+
+from .engine import ContainerInfo, Engine
+from .errors import SupervisorError
+from .policy import ProbePolicy
+
+UNKNOWN, OK, FAILED = "unknown", "ok", "failed"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    error: str | None = None
+
+
+@dataclass
+class ProbeTracker:
+    probe: ProbePolicy
+    started_at: float | None = None
+    state: str = UNKNOWN
+    successes: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+    def due(self, started_at: float | None, now: float) -> bool:
+        """Whether to probe now; a container started anew resets the counts."""
+        if started_at != self.started_at:
+            self.started_at = started_at
+            self.state, self.successes, self.failures, self.last_error = UNKNOWN, 0, 0, None
+        return started_at is None or now - started_at >= self.probe.initial_delay_s
+
+    def record(self, result: ProbeResult) -> bool:
+        """Count one result; True when the state changed (to ok or to failed)."""
+        before = self.state
+        if result.ok:
+            self.successes, self.failures = self.successes + 1, 0
+            if self.successes >= self.probe.success_threshold:
+                self.state = OK
+        else:
+            self.successes, self.failures = 0, self.failures + 1
+            self.last_error = result.error
+            if self.failures >= self.probe.failure_threshold:
+                self.state = FAILED
+        return self.state != before
+
+    def failed_for(self, started_at: float | None) -> bool:
+        return self.state == FAILED and started_at == self.started_at
+
+
+def probe_target(probe: ProbePolicy, container: ContainerInfo) -> tuple[str, int | None]:
+    """The host to reach (given, or the container's first address) and the port."""
+    host = probe.host or (container.addresses[0] if container.addresses else "127.0.0.1")
+    return host, probe.port
+
+
+def build_url(probe: ProbePolicy, container: ContainerInfo) -> str:
+    if probe.url:
+        return probe.url
+    host, port = probe_target(probe, container)
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{port}{probe.path}"
+
+
+def run_probe(probe: ProbePolicy, container: ContainerInfo, engine: Engine) -> ProbeResult:
+    """Probe once, within the probe's timeout. Never raises."""
+    try:
+        if probe.kind == "http":
+            url = build_url(probe, container)
+            response = requests.get(url, timeout=probe.timeout_s, allow_redirects=False)
+            if probe.status_low <= response.status_code <= probe.status_high:
+                return ProbeResult(True)
+            return ProbeResult(False, f"GET {url}: HTTP {response.status_code}")
+        if probe.kind == "tcp":
+            host, port = probe_target(probe, container)
+            with socket.create_connection((host, port), timeout=probe.timeout_s):
+                return ProbeResult(True)
+        code, output = engine.exec_probe(container.id, list(probe.command), probe.timeout_s)
+        if code == 0:
+            return ProbeResult(True)
+        return ProbeResult(False, f"exec {' '.join(probe.command)}: exit code {code}: {output}")
+    except requests.Timeout:
+        return ProbeResult(False, f"timed out after {probe.timeout_s:g}s")
+    except (requests.RequestException, OSError, SupervisorError) as e:
+        return ProbeResult(False, f"{type(e).__name__}: {e}")
