@@ -703,6 +703,8 @@ class Agent:
                 if outcome.recovered:
                     slot.tracker.record_recovered(now)
                     log_event(log, logging.INFO, "heal.recovered", "healthy again", **fields)
+                    if slot.policy.heal.dependents == "restart":
+                        self._restart_dependents(slot, container_id)
                 else:
                     log_event(
                         log,
@@ -744,6 +746,20 @@ class Agent:
             with self._heal_lock:
                 self._heals_active -= 1
             self._end_hold(slot)
+
+    def _restart_dependents(self, slot: ServiceSlot, earlier_id: str | None) -> None:
+        for outcome in slot.manager.restart_dependents(earlier_id):
+            log_event(
+                log,
+                logging.ERROR if outcome.error else logging.INFO,
+                "heal.dependent",
+                f"dependent {outcome.action}",
+                service=slot.service,
+                dependent=outcome.container,
+                why=outcome.why,
+                action=outcome.action,
+                error=outcome.error,
+            )
 
     def _record_down(self, slot: ServiceSlot, container_id: str | None, down: bool) -> None:
         """Record, before the stop and durably, that a cycle may leave a container down;

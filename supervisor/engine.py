@@ -134,6 +134,38 @@ def discover(
     return []
 
 
+LABEL_COMPOSE_DEPENDS_ON = "com.docker.compose.depends_on"
+DEPENDS_ON = "depends_on"
+SHARES_NETWORK = "shares_network"
+
+
+def find_dependents(
+    healed: ContainerInfo, earlier_ids: set[str], containers: Iterable[ContainerInfo]
+) -> list[tuple[ContainerInfo, str]]:
+    """The containers that depend on `healed`, and why: they share its network namespace
+    (`network_mode: service:X` or `container:X`, by its id now or before, or its name), or
+    their Compose depends_on label names its service in the same project. Shares first."""
+    targets = {f"container:{i}" for i in {healed.id, *earlier_ids}}
+    targets.add(f"container:{healed.name}")
+    service = healed.labels.get(LABEL_COMPOSE_SERVICE)
+    project = healed.labels.get(LABEL_COMPOSE_PROJECT)
+    found: list[tuple[ContainerInfo, str]] = []
+    for c in containers:
+        if c.id == healed.id:
+            continue
+        if c.network_mode in targets:
+            found.append((c, SHARES_NETWORK))
+        elif service and c.labels.get(LABEL_COMPOSE_PROJECT) == project:
+            names = {
+                item.split(":", 1)[0]
+                for item in c.labels.get(LABEL_COMPOSE_DEPENDS_ON, "").split(",")
+                if item
+            }
+            if service in names:
+                found.append((c, DEPENDS_ON))
+    return sorted(found, key=lambda pair: (pair[1] != SHARES_NETWORK, pair[0].name))
+
+
 def parse_started_at(state: Mapping[str, Any] | None) -> float | None:
     """Docker's StartedAt as epoch seconds, or None when the container never started."""
     text = (state or {}).get("StartedAt")
@@ -250,6 +282,16 @@ class Engine:
         return Observation(
             status, reason, container, parse_started_at(container.state), manual_stop=manual
         )
+
+    def containers_now(self) -> list[ContainerInfo]:
+        """Every container with its details: from the view, or listed and inspected."""
+        if self.view is not None and self.view.synced:
+            return self.view.containers()
+        found = []
+        for summary in self.list_containers():
+            with contextlib.suppress(ContainerGone):
+                found.append(self.inspect_container(summary.id))
+        return found
 
     def wait_change(self, timeout_s: float) -> None:
         """Sleep until the view changes (or `timeout_s` passes); plain sleep without a view."""

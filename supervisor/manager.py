@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .compose import Compose, find_compose_command
-from .engine import LABEL_COMPOSE_PROJECT, ContainerInfo, Engine, Observation
+from .engine import (
+    LABEL_COMPOSE_PROJECT,
+    SHARES_NETWORK,
+    ContainerInfo,
+    Engine,
+    Observation,
+    find_dependents,
+)
 from .errors import ComposeError, EngineError, SupervisorError
 from .logs import log_event
 from .policy import Policy
@@ -30,6 +37,14 @@ FAILED_NOT_READY = "not_ready"
 FAILED_STOP = "stop_failed"
 FAILED_START = "start_failed"
 FAILED_GONE = "container_gone"
+
+
+@dataclass(frozen=True)
+class DependentOutcome:
+    container: str
+    why: str  # engine.SHARES_NETWORK or engine.DEPENDS_ON
+    action: str  # restarted, recreated or failed
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +224,35 @@ class ServiceManager:
         if seen.is_healthy:
             return outcome(True, None, restarted_at)
         return outcome(False, FAILED_NOT_READY, restarted_at, f"{seen.status} {seen.reason}")
+
+    def restart_dependents(self, earlier_id: str | None) -> list[DependentOutcome]:
+        """Restart what depends on this service's (healed) container: what shares its network
+        namespace, and what Compose says depends on it. A namespace-sharer of a container
+        that was recreated (a new id) is recreated with the blanket `compose up -d`."""
+        healed = self.observe().container
+        if healed is None:
+            return []
+        recreated = earlier_id is not None and earlier_id != healed.id
+        earlier = {earlier_id} if earlier_id else set()
+        outcomes: list[DependentOutcome] = []
+        composed = False
+        for dependent, why in find_dependents(healed, earlier, self.engine.containers_now()):
+            try:
+                if why == SHARES_NETWORK and recreated and self.policy.compose is not None:
+                    if not composed:
+                        ref = self.policy.compose
+                        with self.engine.acting_on(project=self._project(healed)):
+                            self.compose().up(ref.file, ref.project)
+                        composed = True
+                    action = "recreated"
+                else:
+                    self.engine.stop(dependent, self.policy.heal.stop_timeout_s)
+                    self.engine.start(dependent)
+                    action = "restarted"
+                outcomes.append(DependentOutcome(dependent.name, why, action))
+            except SupervisorError as e:
+                outcomes.append(DependentOutcome(dependent.name, why, "failed", _detail(e)))
+        return outcomes
 
     def resume(self, container_id: str | None) -> None:
         """Start what an earlier cycle (of an agent that died) stopped and did not start."""

@@ -22,6 +22,7 @@ POLICY_SUFFIXES = (".yaml", ".yml")
 
 HEALABLE_REASONS = ("unhealthy", "exited", "oom_killed", "dead", "missing")
 SCOPES = ("container", "compose")
+DEPENDENTS = ("none", "restart")
 
 _SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -101,6 +102,7 @@ class HealPolicy:
     max_restarts: int = 5
     window_s: float = 600.0
     reset_after_s: float = 600.0
+    dependents: str = "none"
 
 
 @dataclass(frozen=True)
@@ -334,10 +336,13 @@ def _reasons(value: Any) -> frozenset[str]:
     return frozenset(value)
 
 
-def _scope(value: Any) -> str:
-    if value not in SCOPES:
-        raise ValueError(f"expected one of {', '.join(SCOPES)}, got {value!r}")
-    return value
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
 
 
 def parse_policy(src: _Source, data: Any) -> Policy:
@@ -388,6 +393,7 @@ def parse_policy(src: _Source, data: Any) -> Policy:
             "max_restarts",
             "window",
             "reset_after",
+            "dependents",
         ),
     )
     b = h.section("backoff", ("initial", "factor", "max", "jitter"))
@@ -403,7 +409,7 @@ def parse_policy(src: _Source, data: Any) -> Policy:
     hd = HealPolicy()
     heal = HealPolicy(
         on=h.get("on", _reasons, hd.on),
-        scope=h.get("scope", _scope, hd.scope),
+        scope=h.get("scope", _one_of(SCOPES), hd.scope),
         stop_timeout_s=h.get("stop_timeout", parse_duration, hd.stop_timeout_s),
         pause_s=h.get("pause", parse_duration, hd.pause_s),
         ready_timeout_s=h.get("ready_timeout", _duration_above_zero, hd.ready_timeout_s),
@@ -411,6 +417,7 @@ def parse_policy(src: _Source, data: Any) -> Policy:
         max_restarts=h.get("max_restarts", _int_at_least(1), hd.max_restarts),
         window_s=h.get("window", _duration_above_zero, hd.window_s),
         reset_after_s=h.get("reset_after", parse_duration, hd.reset_after_s),
+        dependents=h.get("dependents", _one_of(DEPENDENTS), hd.dependents),
     )
     if heal.scope == "compose" and compose is None:
         raise src.error(("heal", "scope"), "scope compose needs a compose section with a file")

@@ -76,3 +76,40 @@ def test_started_at():
     assert parse_started_at({"StartedAt": "0001-01-01T00:00:00Z"}) is None
     assert parse_started_at({"StartedAt": "garbage"}) is None
     assert parse_started_at(None) is None
+
+
+def test_find_dependents():
+    from supervisor.engine import find_dependents
+
+    labels = {"com.docker.compose.project": "demo", "com.docker.compose.service": "vpn"}
+    vpn = ContainerInfo("new-id", "demo-vpn-1", labels)
+    app = ContainerInfo(
+        "a", "demo-app-1", {"com.docker.compose.project": "demo"}, network_mode="container:old-id"
+    )
+    worker = ContainerInfo(
+        "w",
+        "demo-worker-1",
+        {
+            "com.docker.compose.project": "demo",
+            "com.docker.compose.depends_on": "db:service_healthy:false,vpn:service_started:true",
+        },
+    )
+    elsewhere = ContainerInfo(
+        "x",
+        "other-worker-1",
+        {
+            "com.docker.compose.project": "other",
+            "com.docker.compose.depends_on": "vpn:service_started:true",
+        },
+    )
+    by_name = ContainerInfo("n", "sidecar", network_mode="container:demo-vpn-1")
+    unrelated = ContainerInfo(
+        "u", "db", {"com.docker.compose.project": "demo"}, network_mode="bridge"
+    )
+    found = find_dependents(vpn, {"old-id"}, [vpn, app, worker, elsewhere, by_name, unrelated])
+    assert [(c.name, why) for c, why in found] == [
+        ("demo-app-1", "shares_network"),
+        ("sidecar", "shares_network"),
+        ("demo-worker-1", "depends_on"),
+    ]
+    assert find_dependents(vpn, set(), [app]) == []
