@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import signal
 import sys
 import time
@@ -17,7 +18,7 @@ from typing import Any
 
 from . import __version__
 from .errors import AgentRunning, PolicyError, PolicyErrors, SupervisorError, UsageError
-from .logs import setup_logging
+from .logs import log_event, setup_logging
 from .policy import Policy, load_notify_file, load_policies, load_policy_dir, parse_duration
 
 EXIT_OK = 0
@@ -42,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--compose-bin",
         help="compose command to use (default: docker compose, then docker-compose)",
+    )
+    parser.add_argument(
+        "--insecure-policies",
+        action="store_true",
+        help="accept policy files others may write (development only; warned at every start)",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -123,6 +129,10 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _strict(args: argparse.Namespace) -> bool:
+    return not args.insecure_policies
+
+
 def _duration_arg(text: str) -> float:
     try:
         seconds = parse_duration(text)
@@ -163,8 +173,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .state import default_state_dir, lock_state_dir, take_commands
 
     metrics_addr = parse_metrics_addr(args.metrics_addr) if args.metrics_addr else None
-    policies = load_policies(args.policies)
-    notify_default = load_notify_file(args.notify) if args.notify else None
+    policies = load_policies(args.policies, _strict(args))
+    notify_default = load_notify_file(args.notify, _strict(args)) if args.notify else None
+    if args.insecure_policies:
+        log_event(
+            logging.getLogger("supervisor.cli"),
+            logging.WARNING,
+            "policy.insecure",
+            "--insecure-policies: policy files that others may write are accepted",
+        )
     state_dir = args.state_dir or default_state_dir()
     lock = lock_state_dir(state_dir)
     agent = Agent(
@@ -187,7 +204,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     while not agent.wait(BEAT_S):
         if "reload" in requests:
             requests.discard("reload")
-            agent.reload(load_policy_dir(args.policies))
+            agent.reload(load_policy_dir(args.policies, _strict(args)))
         for command in take_commands(state_dir):
             agent.apply_command(command)
         if "save" in requests:
@@ -199,7 +216,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    result = load_policy_dir(args.policies)
+    result = load_policy_dir(args.policies, _strict(args))
     for error in result.errors:
         print(error, file=sys.stderr)
     if result.errors:
@@ -213,7 +230,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .engine import Engine
     from .state import default_state_dir, load_state, running_agent_pid
 
-    policies = load_policies(args.policies)
+    policies = load_policies(args.policies, _strict(args))
     state_dir = args.state_dir or default_state_dir()
     saved = load_state(state_dir, move_aside=False)
     engine = Engine()
@@ -378,7 +395,7 @@ def cmd_command(args: argparse.Namespace) -> int:
 
 
 def _find_policy(args: argparse.Namespace) -> Policy:
-    for policy in load_policies(args.policies):
+    for policy in load_policies(args.policies, _strict(args)):
         if policy.service == args.service:
             return policy
     raise UsageError(f"{args.policies}: no policy for service {args.service!r}")

@@ -27,7 +27,14 @@ class PolicyError(SupervisorError):
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         at = f" at '{self.field}':" if self.field else ""
-        return f"{where}:{at} {self.message}"
+        return _one_line(f"{where}:{at} {self.message}")
+
+
+def _one_line(text: str) -> str:
+    """Escape what would break the line (a key or file name may hold a newline)."""
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode() for c in text
+    )
 
 
 class PolicyErrors(SupervisorError):

@@ -7,7 +7,9 @@ reads files but has no other I/O: it never talks to Docker, never sleeps, never 
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ import yaml
 from .errors import PolicyError, PolicyErrors
 
 MAX_FILE_BYTES = 1024 * 1024
+MAX_DURATION_S = 366 * 24 * 3600.0
 POLICY_SUFFIXES = (".yaml", ".yml")
 
 HEALABLE_REASONS = ("unhealthy", "exited", "oom_killed", "dead", "missing")
@@ -121,25 +124,31 @@ def parse_duration(value: Any) -> float:
 
     Raises ValueError with the message the policy error shows.
     """
-    if isinstance(value, bool):
+    seconds = _duration_s(value)
+    if seconds is None:
         raise ValueError(f"expected a duration like 30s, got {value!r}")
+    if not 0 <= seconds <= MAX_DURATION_S:
+        raise ValueError(f"expected a duration from 0 to 366 days, got {value!r}")
+    return seconds
+
+
+def _duration_s(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
     if isinstance(value, int | float):
-        if value < 0 or value != value or value == float("inf"):
-            raise ValueError(f"expected a duration of 0 or more, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text and all(c.isdigit() or c == "." for c in text) and text.count(".") <= 1:
-            return float(text)
-        pos, total = 0, 0.0
-        for found in _DURATION_RE.finditer(text):
-            if found.start() != pos:
-                break
-            total += float(found.group(1)) * _UNIT_S[found.group(2)]
-            pos = found.end()
-        if text and pos == len(text):
-            return total
-    raise ValueError(f"expected a duration like 30s, got {value!r}")
+        return float(value) if value == value else None  # NaN is no duration
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text and all(c.isdigit() or c == "." for c in text) and text.count(".") <= 1:
+        return float(text)
+    pos, total = 0, 0.0
+    for found in _DURATION_RE.finditer(text):
+        if found.start() != pos:
+            break
+        total += float(found.group(1)) * _UNIT_S[found.group(2)]
+        pos = found.end()
+    return total if text and pos == len(text) else None
 
 
 class _Loader(yaml.SafeLoader):
@@ -213,8 +222,9 @@ def _read_yaml(src: _Source) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise PolicyError(src.display, 1, None, "not UTF-8 text") from None
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # the reader checks the characters here already
         node = loader.get_single_node()
         if node is None:
             raise PolicyError(src.display, 1, None, "empty file: expected a mapping")
@@ -231,7 +241,8 @@ def _read_yaml(src: _Source) -> Any:
     except RecursionError:
         raise PolicyError(src.display, 1, None, "invalid YAML: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 class _Section:
@@ -498,9 +509,11 @@ def parse_notify(n: _Section) -> NotifyPolicy:
     )
 
 
-def load_notify_file(path: Path | str) -> NotifyPolicy:
+def load_notify_file(path: Path | str, strict: bool = True) -> NotifyPolicy:
     """The agent-wide default `notify` section, from its own YAML file (--notify FILE)."""
     path = Path(path)
+    if strict and (problem := check_permissions(path)):
+        raise problem
     src = _Source(path, str(path))
     return parse_notify(_Section(src, (), _read_yaml(src), NOTIFY_KEYS))
 
@@ -560,15 +573,45 @@ def list_policy_files(directory: Path) -> list[Path]:
     )
 
 
-def load_policy_dir(directory: Path | str) -> LoadResult:
+def check_permissions(path: Path) -> PolicyError | None:
+    """Policies can run commands as the agent: like sshd's StrictModes, refuse a file or
+    directory that others may write, or that belongs to someone but root or us."""
+    try:
+        info = path.stat()
+    except OSError as e:
+        return PolicyError(str(path), None, None, f"cannot read: {e.strerror or e}")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        mode = stat.S_IMODE(info.st_mode)
+        return PolicyError(
+            str(path),
+            None,
+            None,
+            f"writable by group or others (mode {mode:04o}): chmod go-w it, "
+            "or run with --insecure-policies",
+        )
+    if info.st_uid not in (0, os.geteuid()):
+        return PolicyError(
+            str(path),
+            None,
+            None,
+            f"owned by uid {info.st_uid}, not root or the agent's user: chown it, "
+            "or run with --insecure-policies",
+        )
+    return None
+
+
+def load_policy_dir(directory: Path | str, strict: bool = True) -> LoadResult:
     """Load every policy file in `directory`, collecting all problems instead of stopping.
 
     A file that fails, or that repeats a service name already taken, is left out of
-    `policies` and reported in `errors`; its valid siblings still load.
+    `policies` and reported in `errors`; its valid siblings still load. With `strict`, the
+    directory and each file must pass `check_permissions`.
     """
     directory = Path(directory)
     if not directory.is_dir():
         return LoadResult([], [PolicyError(str(directory), None, None, "no such directory")])
+    if strict and (problem := check_permissions(directory)):
+        return LoadResult([], [problem])
     files = list_policy_files(directory)
     if not files:
         message = "no policy files (*.yaml, *.yml)"
@@ -578,6 +621,8 @@ def load_policy_dir(directory: Path | str) -> LoadResult:
     taken: dict[str, Policy] = {}
     for path in files:
         try:
+            if strict and (problem := check_permissions(path)):
+                raise problem
             policy = load_policy_file(path)
         except PolicyError as e:
             errors.append(e)
@@ -598,9 +643,9 @@ def load_policy_dir(directory: Path | str) -> LoadResult:
     return LoadResult(policies, errors)
 
 
-def load_policies(directory: Path | str) -> list[Policy]:
+def load_policies(directory: Path | str, strict: bool = True) -> list[Policy]:
     """Load a policies directory; raise PolicyErrors listing every problem if any file is bad."""
-    result = load_policy_dir(directory)
+    result = load_policy_dir(directory, strict)
     if result.errors:
         raise PolicyErrors(result.errors)
     return result.policies
