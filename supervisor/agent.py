@@ -28,8 +28,9 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from . import healing
+from .compose import DEFAULT_COMPOSE_TIMEOUT_S
 from .engine import Engine, Observation, discover
-from .errors import SupervisorError
+from .errors import ContainerGone, SupervisorError
 from .hooks import Notifications
 from .logs import log_event
 from .manager import ServiceManager
@@ -110,6 +111,7 @@ class Agent:
         engine: Engine | None = None,
         state_dir: Path | None = None,
         compose_bin: str | None = None,
+        compose_timeout_s: float = DEFAULT_COMPOSE_TIMEOUT_S,
         heal_concurrency: int = DEFAULT_HEAL_CONCURRENCY,
         relist_s: float = DEFAULT_RELIST_S,
         metrics_addr: tuple[str, int] | None = None,
@@ -150,6 +152,7 @@ class Agent:
             else None
         )
         self._compose_bin = compose_bin
+        self._compose_timeout_s = compose_timeout_s
         self.slots: dict[str, ServiceSlot] = {}
         for policy in policies:
             slot = self._new_slot(policy)
@@ -212,7 +215,11 @@ class Agent:
     def _new_slot(self, policy: Policy) -> ServiceSlot:
         tracker = healing.RestartTracker(policy.heal, policy.check)
         manager = ServiceManager(
-            policy, self.engine, compose_bin=self._compose_bin, clock=self._clock
+            policy,
+            self.engine,
+            compose_bin=self._compose_bin,
+            compose_timeout_s=self._compose_timeout_s,
+            clock=self._clock,
         )
         probe = ProbeTracker(policy.check.probe) if policy.check.probe else None
         return ServiceSlot(policy, manager, tracker, probe=probe)
@@ -769,10 +776,22 @@ class Agent:
             self._writer.flush()
 
     def _resume(self, slot: ServiceSlot) -> None:
-        """Start what a cycle of an earlier agent stopped; keep it recorded until that works."""
+        """Start what a cycle of an earlier agent stopped; keep it recorded until that works,
+        or until there is nothing left to start."""
         cycle = slot.down_cycle or {}
         try:
             slot.manager.resume(cycle.get("container_id"))
+        except ContainerGone:
+            log_event(
+                log,
+                logging.WARNING,
+                "heal.resume_abandoned",
+                "the container an interrupted cycle stopped no longer exists",
+                service=slot.service,
+                container_id=cycle.get("container_id"),
+            )
+            self._record_down(slot, None, False)
+            return
         except SupervisorError as e:
             log_event(
                 log,

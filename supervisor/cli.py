@@ -34,24 +34,44 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="docker-supervisor", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+def _add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """Options every command takes; with `suppress`, unset ones leave the main parser's."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
     parser.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level", default=default("INFO"), choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     parser.add_argument(
         "--compose-bin",
+        default=default(None),
         help="compose command to use (default: docker compose, then docker-compose)",
+    )
+    parser.add_argument(
+        "--compose-timeout",
+        type=_duration_arg,
+        default=default(120.0),
+        help="cut a compose command after this long (default 120s)",
     )
     parser.add_argument(
         "--insecure-policies",
         action="store_true",
+        default=default(False),
         help="accept policy files others may write (development only; warned at every start)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="docker-supervisor", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_global_options(parser, suppress=False)
+    # The same options are taken after the command too (`run --compose-bin X`).
+    common = argparse.ArgumentParser(add_help=False)
+    _add_global_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    run = sub.add_parser("run", help="run the agent in the foreground")
+    run = sub.add_parser("run", parents=[common], help="run the agent in the foreground")
     run.add_argument("--policies", default=DEFAULT_POLICIES, type=Path)
     run.add_argument("--state-dir", type=Path)
     run.add_argument(
@@ -83,10 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
         ":PORT means loopback)",
     )
 
-    validate = sub.add_parser("validate", help="check a policies directory")
+    validate = sub.add_parser("validate", parents=[common], help="check a policies directory")
     validate.add_argument("policies", nargs="?", default=DEFAULT_POLICIES, type=Path)
 
-    status = sub.add_parser("status", help="show each service's status")
+    status = sub.add_parser("status", parents=[common], help="show each service's status")
     status.add_argument("policies", nargs="?", default=DEFAULT_POLICIES, type=Path)
     status.add_argument("--json", action="store_true")
     status.add_argument("--state-dir", type=Path)
@@ -96,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", "end a hold"),
         ("reset", "clear a service's give-up and backoff"),
     ):
-        cmd = sub.add_parser(name, help=text)
+        cmd = sub.add_parser(name, parents=[common], help=text)
         cmd.add_argument("service")
         cmd.add_argument("--policies", default=DEFAULT_POLICIES, type=Path)
         cmd.add_argument("--state-dir", type=Path)
@@ -113,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("stop", "stop a service (compose stop)"),
         ("restart", "stop, pause, start, and wait until healthy"),
     ):
-        cmd = sub.add_parser(name, help=text)
+        cmd = sub.add_parser(name, parents=[common], help=text)
         cmd.add_argument("service")
         cmd.add_argument("--policies", default=DEFAULT_POLICIES, type=Path)
     return parser
@@ -188,6 +208,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         policies,
         state_dir=state_dir,
         compose_bin=args.compose_bin,
+        compose_timeout_s=args.compose_timeout,
         heal_concurrency=args.heal_concurrency,
         relist_s=args.relist_interval,
         metrics_addr=metrics_addr,
@@ -405,7 +426,9 @@ def _lifecycle(action: str) -> Any:
     def command(args: argparse.Namespace) -> int:
         from .manager import ServiceManager
 
-        manager = ServiceManager(_find_policy(args), compose_bin=args.compose_bin)
+        manager = ServiceManager(
+            _find_policy(args), compose_bin=args.compose_bin, compose_timeout_s=args.compose_timeout
+        )
         done = getattr(manager, f"{action}_service")()
         seen = manager.observe()
         print(f"{manager.service}: {seen.status}" + (f" ({seen.reason})" if seen.reason else ""))

@@ -19,6 +19,7 @@ from pathlib import Path
 from .errors import ComposeError
 
 STDERR_TAIL_CHARS = 2000
+DEFAULT_COMPOSE_TIMEOUT_S = 120.0
 
 
 def build_base_argv(compose_cmd: Sequence[str], file: Path, project: str | None) -> list[str]:
@@ -120,7 +121,9 @@ def _text(data: bytes | str | None) -> str:
 class Compose:
     """Blanket lifecycle commands for one stack, through a found compose command."""
 
-    def __init__(self, compose_cmd: Sequence[str], timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, compose_cmd: Sequence[str], timeout_s: float = DEFAULT_COMPOSE_TIMEOUT_S
+    ) -> None:
         self.compose_cmd = list(compose_cmd)
         self.timeout_s = timeout_s
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .compose import Compose, find_compose_command
+from .compose import DEFAULT_COMPOSE_TIMEOUT_S, Compose, find_compose_command
 from .engine import (
     LABEL_COMPOSE_PROJECT,
     SHARES_NETWORK,
@@ -23,7 +23,7 @@ from .engine import (
     Observation,
     find_dependents,
 )
-from .errors import ComposeError, EngineError, SupervisorError
+from .errors import ComposeError, ContainerGone, EngineError, SupervisorError
 from .logs import log_event
 from .policy import Policy
 from .status import Status
@@ -65,12 +65,14 @@ class ServiceManager:
         engine: Engine | None = None,
         compose: Compose | None = None,
         compose_bin: str | None = None,
+        compose_timeout_s: float = DEFAULT_COMPOSE_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
         self.engine = engine or Engine()
         self._compose = compose
         self._compose_bin = compose_bin
+        self._compose_timeout_s = compose_timeout_s
         self._clock = clock
 
     @property
@@ -80,7 +82,9 @@ class ServiceManager:
     def compose(self) -> Compose:
         """The compose runner, found on first use (only policies with compose need one)."""
         if self._compose is None:
-            self._compose = Compose(find_compose_command(self._compose_bin))
+            self._compose = Compose(
+                find_compose_command(self._compose_bin), self._compose_timeout_s
+            )
         return self._compose
 
     # The seed's interface: booleans and a Status.
@@ -217,6 +221,9 @@ class ServiceManager:
         restarted_at = self._clock()
         try:
             self._start_after_stop(container)
+        except ContainerGone as e:
+            on_down(False)  # nothing left to start: the cycle is over
+            return outcome(False, FAILED_GONE, None, _detail(e))
         except (EngineError, ComposeError) as e:
             return outcome(False, FAILED_START, restarted_at, _detail(e))
         on_down(False)
@@ -255,19 +262,23 @@ class ServiceManager:
         return outcomes
 
     def resume(self, container_id: str | None) -> None:
-        """Start what an earlier cycle (of an agent that died) stopped and did not start."""
+        """Start, once, what an earlier cycle (of an agent that died) stopped and did not
+        start. Raises ContainerGone when there is nothing left to start."""
         container = None
         if container_id:
             container = self.engine.view.get(container_id) if self.engine.view else None
             container = container or ContainerInfo(container_id, container_id[:12])
         if self.policy.heal.scope != "compose" and container is None:
             return
-        self._start_after_stop(container)
+        self._start_after_stop(container, retry_delays_s=(0.0,))
 
-    def _start_after_stop(self, container: ContainerInfo | None) -> None:
-        """Start again what this manager stopped, retrying briefly: it must not stay down."""
+    def _start_after_stop(
+        self, container: ContainerInfo | None, retry_delays_s: tuple[float, ...] = (0, 0.5, 1, 2)
+    ) -> None:
+        """Start again what this manager stopped, retrying briefly: it must not stay down.
+        A container that no longer exists is not retried (ContainerGone)."""
         last: SupervisorError | None = None
-        for delay_s in (0.0, 0.5, 1.0, 2.0):
+        for delay_s in retry_delays_s:
             time.sleep(delay_s)
             try:
                 if self.policy.heal.scope == "compose":
@@ -277,6 +288,8 @@ class ServiceManager:
                 else:
                     self.engine.start(container)
                 return
+            except ContainerGone:
+                raise
             except (EngineError, ComposeError) as e:
                 last = e
         raise last

@@ -1,0 +1,411 @@
+"""Fault campaign: the agent under engine crashes and freezes, its own deaths, containers that
+vanish mid-cycle, hanging compose, a host-wide incident and a long crash loop.
+
+Each fault prints one result line (what was done, how many times, what was lost, the figure)
+for docs/RELIABILITY.md. Run as root beside an engine, after `make images`; some faults stop,
+kill or freeze dockerd, so run it on a machine whose other containers may be disturbed:
+
+    .venv/bin/python bench/faults.py all                 # every fault
+    .venv/bin/python bench/faults.py dockerd-kill agent-kill
+
+It is not a test; it asserts nothing, and removes every container it creates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import docker
+import psutil
+from harness import DEFAULT_AGENT, LABEL, Agent, make_containers, wait_healthy, write_policies
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS: list[dict] = []
+
+
+def ts(line: dict) -> float:
+    return datetime.fromisoformat(line["timestamp"]).timestamp()
+
+
+def report(fault: str, done: str, runs: int, lost: str, figure: str) -> None:
+    RESULTS.append({"fault": fault, "done": done, "runs": runs, "lost": lost, "figure": figure})
+    print(f"| {fault} | {done} | {runs} | {lost} | {figure} |", flush=True)
+
+
+def client() -> docker.DockerClient:
+    return docker.DockerClient(version="auto", timeout=60)
+
+
+def dockerd_pids() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "dockerd"]
+
+
+def start_engine() -> float:
+    """Start dockerd with the project's own script; return when it answers (time.time())."""
+    subprocess.run([str(REPO / "scripts/ensure-engine")], check=True, timeout=120)
+    return time.time()
+
+
+class Setup:
+    """Containers, policies and an agent in a scratch directory, removed afterwards."""
+
+    def __init__(
+        self,
+        name: str,
+        count: int,
+        *extra: str,
+        pause_s: float = 0.5,
+        interval: str = "1s",
+        env: dict | None = None,
+        **heal,
+    ) -> None:
+        self.run_id = f"{name}-{os.getpid()}"
+        self.work = Path(tempfile.mkdtemp(prefix=f"supervisor-{name}-"))
+        self.client = client()
+        self.containers = make_containers(
+            self.client, self.run_id, count, 1.0, "c", **heal.pop("container", {})
+        )
+        wait_healthy(self.client, self.containers)
+        write_policies(self.work / "p", self.containers, pause_s, interval, **heal)
+        self.extra, self.env = extra, env
+        self.agent = self.start_agent()
+
+    def start_agent(self) -> Agent:
+        agent = Agent(
+            DEFAULT_AGENT,
+            self.work / "p",
+            self.work / "state",
+            *self.extra,
+            log=self.work / "agent.log",
+            env=self.env,
+        )
+        agent.wait_event("agent.ready", after=len(self.lines("agent.ready")))
+        return agent
+
+    def lines(self, event: str | None = None, **fields) -> list[dict]:
+        log = self.work / "agent.log"
+        found = []
+        for raw in log.read_text().splitlines() if log.exists() else []:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if (event is None or line.get("event") == event) and all(
+                line.get(k) == v for k, v in fields.items()
+            ):
+                found.append(line)
+        return found
+
+    def close(self) -> None:
+        self.agent.stop()
+        engine = client()
+        for c in engine.containers.list(all=True, filters={"label": f"{LABEL}={self.run_id}"}):
+            c.remove(force=True)
+
+
+def fault_dockerd_kill(rounds: int = 5) -> None:
+    s = Setup("dkill", 10, container={"restart_policy": {"Name": "unless-stopped"}})
+    try:
+        resync = []
+        for i in range(rounds):
+            for p in dockerd_pids():
+                p.send_signal(signal.SIGKILL)
+            s.agent.wait_event("engine.unreachable", after=i)
+            time.sleep(2)
+            answered = start_engine()
+            back = s.agent.wait_event("engine.reachable", timeout_s=30, after=i)
+            resync.append(ts(back) - answered)
+        alive = s.agent.proc.poll() is None
+        false_heals = len(s.lines("heal.started"))
+        engine = client()
+        target = engine.containers.get(s.containers[0].id)
+        wait_healthy(engine, [target], timeout_s=120)
+        target.exec_run(["rm", "/tmp/healthy"])
+        healed = s.agent.wait_event("heal.recovered", timeout_s=60)
+        report(
+            "dockerd SIGKILLed and restarted, 10 supervised containers",
+            "SIGKILL dockerd, 2 s down, start it",
+            rounds,
+            f"agent exits: {0 if alive else 1}; heals caused by the outage: {false_heals}",
+            f"back in sync after the engine answers: max {max(resync):.2f} s, "
+            f"median {statistics.median(resync):.2f} s; then healed "
+            f"{healed['service']} in {healed['duration_s']} s",
+        )
+    finally:
+        s.close()
+
+
+def fault_dockerd_freeze(freeze_s: float = 20) -> None:
+    sock = Path(tempfile.mkdtemp()) / "notify.sock"
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(sock))
+    listener.settimeout(0.2)
+    s = Setup(
+        "dfreeze", 5, env={**os.environ, "NOTIFY_SOCKET": str(sock), "WATCHDOG_USEC": "2000000"}
+    )
+    try:
+        pings = []
+        procs = dockerd_pids()
+        for p in procs:
+            p.send_signal(signal.SIGSTOP)
+        began = time.time()
+        while time.time() - began < freeze_s:
+            try:
+                if listener.recv(4096) == b"WATCHDOG=1":
+                    pings.append(time.time())
+            except TimeoutError:
+                pass
+        for p in procs:
+            p.send_signal(signal.SIGCONT)
+        time.sleep(5)
+        gaps = [b - a for a, b in itertools.pairwise(pings)] or [freeze_s]
+        heals = len(s.lines("heal.started"))
+        alive = s.agent.proc.poll() is None
+        report(
+            f"dockerd frozen (SIGSTOP {freeze_s:g} s, then SIGCONT)",
+            "SIGSTOP / SIGCONT",
+            1,
+            f"agent exits: {0 if alive else 1}; heals caused by the freeze: {heals}",
+            f"WATCHDOG=1 kept coming every {statistics.median(gaps):.2f} s (max gap "
+            f"{max(gaps):.2f} s) while the scheduler ran",
+        )
+    finally:
+        s.close()
+        listener.close()
+
+
+def fault_agent_kill(rounds: int = 10) -> None:
+    s = Setup("akill", 5, pause_s=1.0)
+    try:
+        recover, corrupt = [], 0
+        rng = random.Random(7)
+        for i in range(rounds):
+            c = s.containers[i % len(s.containers)]
+            c.exec_run(["rm", "/tmp/healthy"])
+            s.agent.wait_event("heal.started", after=len(s.lines("heal.started")))
+            time.sleep(rng.uniform(0, 1.5))  # somewhere in stop, pause, start, wait
+            s.agent.kill()
+            try:
+                json.loads((s.work / "state/state.json").read_text())
+            except ValueError:
+                corrupt += 1
+            began = time.time()
+            s.agent = s.start_agent()
+            wait_healthy(s.client, s.containers, timeout_s=60)
+            recover.append(time.time() - began)
+        report(
+            "agent SIGKILLed at random points of heal cycles",
+            "SIGKILL, start again",
+            rounds,
+            f"containers left down: 0; corrupt state files: {corrupt}",
+            f"all healthy {statistics.median(recover):.2f} s (median), "
+            f"{max(recover):.2f} s (max) after the agent's restart "
+            f"(ready_timeout 60 s); resumed cycles: {len(s.lines('heal.resumed'))}",
+        )
+    finally:
+        s.close()
+
+
+def fault_container_churn() -> None:
+    outcomes = []
+    for action in ("remove", "rename", "recreate"):
+        s = Setup(f"churn-{action}", 1, pause_s=3.0)
+        try:
+            c = s.containers[0]
+            name = c.name
+            c.exec_run(["rm", "/tmp/healthy"])
+            s.agent.wait_event("heal.stopped")
+            if action == "remove":
+                c.remove(force=True)
+            elif action == "rename":
+                c.rename(f"{name}-renamed")
+            else:
+                c.remove(force=True)
+                make_containers(s.client, s.run_id, 1, 1.0, "c")  # same name, new id
+            ended = (
+                s.agent.wait_event("heal.failed", timeout_s=30)
+                if action != "rename"
+                else (s.agent.wait_event("heal.recovered", timeout_s=30))
+            )
+            time.sleep(3)
+            last = s.lines("service.status")[-1]
+            outcomes.append(
+                f"{action}: {ended['event']} ({ended.get('reason', '-')}), then "
+                f"{last['status']}/{last.get('reason') or '-'}"
+            )
+        finally:
+            s.close()
+    report(
+        "container removed, renamed, recreated during its heal cycle",
+        "docker rm -f / rename / rm + run, in the pause",
+        3,
+        "no crash, no stuck hold",
+        "; ".join(outcomes),
+    )
+
+
+def fault_compose_hang() -> None:
+    work = Path(tempfile.mkdtemp(prefix="supervisor-hang-"))
+    fake = work / "compose-that-hangs"
+    fake.write_text(
+        f"#!{sys.executable}\nimport sys, time\nsys.stderr.write('hanging on purpose')"
+        "\nsys.stderr.flush()\ntime.sleep(3600)\n"
+    )
+    fake.chmod(0o755)
+    (work / "compose.yml").write_text("services: {}\n")
+    s = Setup("hang", 2, "--compose-bin", str(fake), "--compose-timeout", "5s")
+    try:
+        # The first service's heals go through the hanging compose binary.
+        first = s.containers[0]
+        policy = s.work / "p" / f"{first.name.rsplit('-', 1)[-1]}.yaml"
+        text = policy.read_text().replace("heal:\n", "heal:\n  scope: compose\n")
+        policy.write_text(text + f"compose: {{file: {work / 'compose.yml'}}}\n")
+        s.agent.proc.send_signal(signal.SIGHUP)
+        s.agent.wait_event("policy.reloaded")
+        first.exec_run(["rm", "/tmp/healthy"])
+        s.agent.wait_event("heal.stopping")
+        second = s.containers[1]
+        second.exec_run(["rm", "/tmp/healthy"])
+        other = s.agent.wait_event("heal.recovered", timeout_s=30)
+        failed = s.agent.wait_event("heal.failed", timeout_s=30)
+        cut_after = ts(failed) - ts(s.lines("heal.stopping")[0])
+        report(
+            "a compose command that hangs",
+            "compose binary that sleeps 1 h, timeout 5 s",
+            1,
+            "other services: none delayed",
+            f"cut after {cut_after:.1f} s with its stderr in the log "
+            f"({'hanging on purpose' in failed.get('detail', '')}); meanwhile "
+            f"{other['service']} was healed in {other['duration_s']} s",
+        )
+    finally:
+        s.close()
+
+
+def fault_incident(count: int = 30, limit: int = 4) -> None:
+    s = Setup("incident", count, "--heal-concurrency", str(limit), interval="30s")
+    try:
+        began = time.time()
+        for c in s.containers:
+            c.exec_run(["rm", "/tmp/healthy"])
+        deadline = time.time() + 300
+        while len(s.lines("heal.recovered")) < count and time.time() < deadline:
+            time.sleep(0.5)
+        total = time.time() - began
+        spans = []
+        for c in s.containers:
+            service = c.name.rsplit("-", 1)[-1]
+            b, e = (
+                s.lines("heal.stopping", service=service),
+                s.lines("heal.recovered", service=service),
+            )
+            if b and e:
+                spans.append((ts(b[0]), ts(e[0])))
+        overlap = max(sum(1 for b, e in spans if b <= t < e) for t, _ in spans)
+        wait_healthy(s.client, s.containers, timeout_s=60)
+        report(
+            f"host-wide incident: {count} containers unhealthy at once",
+            f"rm the health file in all {count}; --heal-concurrency {limit}",
+            1,
+            f"unhealthy at the end: 0; failed heals: {len(s.lines('heal.failed'))}",
+            f"all {len(spans)} healed in {total:.1f} s; at most {overlap} cycles at once; "
+            f"{len(s.lines('heal.queued'))} queued",
+        )
+    finally:
+        s.close()
+
+
+def fault_crash_loop(minutes: float = 5) -> None:
+    s = Setup(
+        "loop",
+        1,
+        pause_s=0.2,
+        interval="1s",
+        ready_timeout="2s",
+        max_restarts=3,
+        window="30s",
+        reset_after="60s",
+        backoff={"initial": "1s", "factor": 2, "max": "4s", "jitter": 0},
+    )
+    try:
+        c = s.containers[0]
+        c.exec_run(["sh", "-c", "echo 'exit 1' > /tmp/false"])
+        # Always unhealthy: the health file is removed right after every start.
+        stopper = subprocess.Popen([sys.executable, "-c", _KEEP_UNHEALTHY, c.id])
+        rss = []
+        began = time.time()
+        while time.time() - began < minutes * 60:
+            rss.append(s.agent.ps.memory_info().rss / 2**20)
+            time.sleep(5)
+        stopper.kill()
+        starts = [ts(x) for x in s.lines("heal.stopping")]
+        worst = max(sum(1 for t in starts if a <= t < a + 30) for a in starts) if starts else 0
+        give_ups = len(s.lines("heal.gave_up"))
+        third = max(1, len(rss) // 3)
+        report(
+            f"crash loop for {minutes:g} min (window 30 s, max_restarts 3)",
+            "a container that turns unhealthy right after every start",
+            1,
+            f"restarts in any 30 s window: at most {worst} (budget 3); give-up lines: {give_ups}",
+            f"agent RSS {statistics.mean(rss[:third]):.1f} MB in the first third, "
+            f"{statistics.mean(rss[-third:]):.1f} MB in the last",
+        )
+    finally:
+        s.close()
+
+
+_KEEP_UNHEALTHY = """
+import sys, time, docker
+c = docker.DockerClient(version="auto").containers.get(sys.argv[1])
+while True:
+    try:
+        c.exec_run(["rm", "-f", "/tmp/healthy"])
+    except Exception:
+        pass
+    time.sleep(0.3)
+"""
+
+FAULTS = {
+    "dockerd-kill": fault_dockerd_kill,
+    "dockerd-freeze": fault_dockerd_freeze,
+    "agent-kill": fault_agent_kill,
+    "container-churn": fault_container_churn,
+    "compose-hang": fault_compose_hang,
+    "incident": fault_incident,
+    "crash-loop": fault_crash_loop,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("faults", nargs="+", choices=[*FAULTS, "all"])
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    chosen = list(FAULTS) if "all" in args.faults else args.faults
+    print("| fault | what was done | runs | lost | figure |\n|---|---|---|---|---|", flush=True)
+    for name in chosen:
+        try:
+            FAULTS[name]()
+        except Exception as e:  # one fault's trouble must not hide the others' results
+            report(name, "did not complete", 0, "?", f"{type(e).__name__}: {e}")
+    if args.json:
+        args.json.write_text(json.dumps(RESULTS, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
