@@ -283,14 +283,16 @@ def fault_compose_hang() -> None:
         other = s.agent.wait_event("heal.recovered", timeout_s=30)
         failed = s.agent.wait_event("heal.failed", timeout_s=30)
         cut_after = ts(failed) - ts(s.lines("heal.stopping")[0])
+        detail = failed.get("detail") or ""
         report(
             "a compose command that hangs",
-            "compose binary that sleeps 1 h, timeout 5 s",
+            "compose binary that sleeps 1 h; --compose-timeout 5s",
             1,
             "other services: none delayed",
-            f"cut after {cut_after:.1f} s with its stderr in the log "
-            f"({'hanging on purpose' in failed.get('detail', '')}); meanwhile "
-            f"{other['service']} was healed in {other['duration_s']} s",
+            f"each compose command cut at 5 s ({'timed out after 5s' in detail}), its stderr "
+            f"in the log ({'hanging on purpose' in detail}); the cycle (a stop, then 4 start "
+            f"tries) ended after {cut_after:.1f} s; meanwhile {other['service']} was healed "
+            f"in {other['duration_s']} s",
         )
     finally:
         s.close()
