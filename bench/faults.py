@@ -116,32 +116,38 @@ class Setup:
 
 
 def fault_dockerd_kill(rounds: int = 5) -> None:
-    s = Setup("dkill", 10, container={"restart_policy": {"Name": "unless-stopped"}})
+    s = Setup("dkill", 10, on=["unhealthy", "exited"])
     try:
-        resync = []
+        resync, healthy_again, outage_heals = [], [], 0
         for i in range(rounds):
             for p in dockerd_pids():
                 p.send_signal(signal.SIGKILL)
-            s.agent.wait_event("engine.unreachable", after=i)
+            gone = s.agent.wait_event("engine.unreachable", after=i)
             time.sleep(2)
             answered = start_engine()
             back = s.agent.wait_event("engine.reachable", timeout_s=30, after=i)
             resync.append(ts(back) - answered)
+            outage_heals += sum(1 for x in s.lines("heal.started") if ts(gone) <= ts(x) < ts(back))
+            # Docker does not restart these after its own SIGKILL: the agent heals them, after
+            # the settle time, as `exited`.
+            wait_healthy(client(), [client().containers.get(c.id) for c in s.containers], 120)
+            healthy_again.append(time.time() - answered)
         alive = s.agent.proc.poll() is None
-        false_heals = len(s.lines("heal.started"))
-        engine = client()
-        target = engine.containers.get(s.containers[0].id)
-        wait_healthy(engine, [target], timeout_s=120)
+        target = client().containers.get(s.containers[0].id)
         target.exec_run(["rm", "/tmp/healthy"])
-        healed = s.agent.wait_event("heal.recovered", timeout_s=60)
+        healed = s.agent.wait_event(
+            "heal.recovered", timeout_s=60, after=len(s.lines("heal.recovered"))
+        )
         report(
             "dockerd SIGKILLed and restarted, 10 supervised containers",
             "SIGKILL dockerd, 2 s down, start it",
             rounds,
-            f"agent exits: {0 if alive else 1}; heals caused by the outage: {false_heals}",
+            f"agent exits: {0 if alive else 1}; heals during the outages: {outage_heals}",
             f"back in sync after the engine answers: max {max(resync):.2f} s, "
-            f"median {statistics.median(resync):.2f} s; then healed "
-            f"{healed['service']} in {healed['duration_s']} s",
+            f"median {statistics.median(resync):.2f} s; all 10 running and healthy again "
+            f"{statistics.median(healthy_again):.1f} s (median) after the engine answered "
+            f"(settle 10 s included); then a container made unhealthy was healed in "
+            f"{healed['duration_s']} s",
         )
     finally:
         s.close()

@@ -108,7 +108,9 @@ def wait_healthy(client, containers, timeout_s: float = 120) -> None:
         still = []
         for c in pending:
             c.reload()
-            if (c.attrs["State"].get("Health") or {}).get("Status") != "healthy":
+            state = c.attrs["State"]
+            # A stopped container keeps its last health: running matters too.
+            if not state.get("Running") or (state.get("Health") or {}).get("Status") != "healthy":
                 still.append(c)
         pending = still
         if pending:

@@ -55,6 +55,10 @@ log = logging.getLogger("supervisor.agent")
 DEFAULT_HEAL_CONCURRENCY = 4
 HELD_FOREVER = 253402300799.0  # 9999-12-31: "until resumed"
 DEFAULT_RELIST_S = 60.0
+HEARTBEAT_S = 5.0
+HEARTBEAT_TIMEOUT_S = 3.0
+# After the engine comes back, its health verdicts are trusted only after this long.
+ENGINE_SETTLE_S = 10.0
 FIRST_SYNC_WAIT_S = 5.0
 
 
@@ -129,6 +133,7 @@ class Agent:
         self._stop = threading.Event()
         self._engine_lock = threading.Lock()
         self._engine_ok: bool | None = None
+        self._engine_back_at: float | None = None
         self._heal_lock = threading.Lock()
         self._heal_concurrency = heal_concurrency
         self._heals_active = 0
@@ -192,6 +197,7 @@ class Agent:
             self._schedule(slot)
         self._unchecked = set(self.slots)
         self._scheduler.add_job(self._relist, "interval", id="relist", seconds=self._relist_s)
+        self._scheduler.add_job(self._heartbeat, "interval", id="heartbeat", seconds=HEARTBEAT_S)
         if self.notifier.watchdog_interval_s:
             # From the scheduler's own loop: a stuck scheduler stops the pings.
             self._scheduler.add_job(
@@ -406,9 +412,27 @@ class Agent:
                 self.check(service)
 
     def _on_sync(self, synced: bool, error: str | None) -> None:
+        self._set_engine(synced, error)
+
+    def _heartbeat(self) -> None:
+        """Ping the engine: a frozen engine keeps its event stream open and says nothing."""
+        if not self.view.synced:
+            return  # the view is reconnecting and will say when the engine is back
+        try:
+            self.engine.ping(HEARTBEAT_TIMEOUT_S)
+        except SupervisorError as e:
+            self._set_engine(False, str(e))
+            return
+        self._set_engine(True, None)
+
+    def _set_engine(self, reachable: bool, error: str | None) -> None:
+        """One line per change; while the engine is away nothing is decided, and once it is
+        back its verdicts are trusted only after ENGINE_SETTLE_S."""
         with self._engine_lock:
-            was, self._engine_ok = self._engine_ok, synced
-        if not synced:
+            was, self._engine_ok = self._engine_ok, reachable
+        if was == reachable:
+            return
+        if not reachable:
             log_event(
                 log,
                 logging.ERROR,
@@ -420,10 +444,32 @@ class Agent:
                 with slot.lock:
                     self._show(slot, Observation(Status.ERROR, REASON_ENGINE_UNREACHABLE))
             return
-        if was is False:
-            log_event(log, logging.INFO, "engine.reachable", "Docker engine answers again")
-            for service in list(self.slots):
-                self.check(service)
+        if was is None:
+            return  # the first connection: the scheduled first checks follow
+        self._engine_back_at = self._clock()
+        log_event(
+            log,
+            logging.INFO,
+            "engine.reachable",
+            "Docker engine answers again",
+            settle_s=ENGINE_SETTLE_S,
+        )
+        for service in list(self.slots):
+            self.check(service)
+        if self._scheduler.running:
+            self._scheduler.add_job(
+                self._check_all,
+                "date",
+                run_date=datetime.now(UTC) + timedelta(seconds=ENGINE_SETTLE_S + 0.1),
+            )
+
+    def _check_all(self) -> None:
+        for service in list(self.slots):
+            self.check(service)
+
+    def _settling(self) -> bool:
+        back = self._engine_back_at
+        return back is not None and self._clock() - back < ENGINE_SETTLE_S
 
     def _relist(self) -> None:
         if not self.view.synced:
@@ -470,9 +516,14 @@ class Agent:
             if slot.healing or self._stop.is_set():
                 return
             seen = self._observe(slot)
-            if seen.reason == REASON_ENGINE_UNREACHABLE:
+            if seen.reason == REASON_ENGINE_UNREACHABLE or self._engine_ok is False:
                 # No decision while the engine is away: an outage is not a crash.
-                self._show(slot, seen)
+                self._show(
+                    slot,
+                    seen
+                    if seen.reason == REASON_ENGINE_UNREACHABLE
+                    else Observation(Status.ERROR, REASON_ENGINE_UNREACHABLE),
+                )
                 return
             if slot.down_cycle is not None and not self.dry_run:
                 self._resume(slot)
@@ -485,8 +536,9 @@ class Agent:
                 # Maintenance: watch, but do not heal.
                 self._show(slot, seen, seen.status, REASON_HELD)
                 return
-            if seen.container is not None and seen.container.restarted_by_docker:
-                # Docker's restart policy starts it again; fighting it would double up.
+            if self._settling():
+                # A frozen engine, or one just back: its health verdicts may be stale (a health
+                # check that timed out during a freeze) and it may still be restoring.
                 self._show(slot, seen)
                 return
             now = self._clock()
@@ -633,6 +685,8 @@ class Agent:
                     self._stop.is_set()
                     or seen.is_healthy
                     or not healing.is_healable(seen.reason, slot.policy.heal.on)
+                    or self._engine_ok is False
+                    or self._settling()
                 ):
                     log_event(
                         log,

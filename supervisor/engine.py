@@ -32,7 +32,6 @@ from .status import (
     REASON_OOM_KILLED,
     Status,
     classify_state,
-    is_restarted_by_docker,
 )
 
 DOWN_REASONS = frozenset(
@@ -61,13 +60,6 @@ class ContainerInfo:
     restart_count: int = 0
     addresses: tuple[str, ...] = ()
     network_mode: str | None = None
-
-    @property
-    def restarted_by_docker(self) -> bool:
-        """Docker's own restart policy will start this container again."""
-        return is_restarted_by_docker(
-            self.state, self.restart_policy, self.restart_max_retries, self.restart_count
-        )
 
     @property
     def short_id(self) -> str:
@@ -230,8 +222,17 @@ class Engine:
         if api is not None:
             api.close()
 
-    def ping(self) -> None:
-        self._call("ping")
+    def ping(self, timeout_s: float = 3.0) -> None:
+        """Ask the engine whether it answers, within `timeout_s` (a frozen engine does not)."""
+        api = self._client()
+        with self._lock:
+            self._calls += 1
+        try:
+            api.get(f"{api.base_url}/_ping", timeout=timeout_s).raise_for_status()
+        except requests.exceptions.RequestException as e:
+            raise EngineUnreachable(
+                f"Docker engine did not answer within {timeout_s:g}s: {e}"
+            ) from None
 
     def list_rows(self) -> list[Mapping[str, Any]]:
         """One listing of every container, running or not, as the API returns it."""

@@ -38,24 +38,6 @@ REASON_MANUAL_STOP = "manual_stop"
 REASON_PROBE_FAILED = "probe_failed"
 
 
-def is_restarted_by_docker(
-    state: Mapping[str, Any] | None, policy: str | None, max_retries: int, restart_count: int
-) -> bool:
-    """Whether Docker's own restart policy will start this stopped container again.
-
-    `always` and `unless-stopped` restart any exit (a stop by hand is the agent's to notice);
-    `on-failure` restarts a non-zero exit until its retries are used up.
-    """
-    if not state or state.get("Running") or state.get("Status") not in ("exited", "dead"):
-        return False
-    if policy in ("always", "unless-stopped"):
-        return True
-    if policy == "on-failure":
-        failed = int(state.get("ExitCode") or 0) != 0
-        return failed and (max_retries <= 0 or restart_count < max_retries)
-    return False
-
-
 def classify_state(state: Mapping[str, Any] | None) -> tuple[Status, str | None]:
     """Map `docker inspect`'s State (None when there is no container) to (Status, reason)."""
     if state is None:

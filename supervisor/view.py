@@ -39,6 +39,7 @@ OWN_EVENT_GRACE_S = 5.0
 # A kill with one of these signals stops the container (docker kill, docker stop); others
 # (HUP to reload, say) do not.
 STOP_SIGNALS = frozenset({"2", "3", "9", "15", "SIGINT", "SIGQUIT", "SIGKILL", "SIGTERM"})
+RESTART_POLICIES = frozenset({"always", "unless-stopped", "on-failure"})
 # Stops seen this shortly before the event stream breaks are taken as the engine's shutdown.
 ENGINE_SHUTDOWN_WINDOW_S = 30.0
 RESYNC_AFTER_RECONNECT_S = 3.0
@@ -370,8 +371,10 @@ class ContainerView:
             and cached is not None
             and not ((cached.state or {}).get("Running"))
         )
-        # A start may bring new addresses (probes use them): look at it afresh.
-        if verb in ("create", "start") or stale:
+        # A start may bring new addresses (probes use them); after a die, Docker's restart
+        # policy decides between exited and restarting, which the event does not say.
+        restarts = cached is not None and cached.restart_policy in RESTART_POLICIES
+        if verb in ("create", "start") or (verb == "die" and restarts) or stale:
             try:
                 container = self._source.inspect_container(cid)
                 inspected = True

@@ -2,7 +2,7 @@
 
 import pytest
 
-from supervisor.status import Status, classify_state, is_restarted_by_docker
+from supervisor.status import Status, classify_state
 
 
 def running(health=None, **extra):
@@ -70,22 +70,3 @@ def test_unknown_or_malformed_states_are_errors_and_never_raise(state):
 def test_status_prints_as_its_value():
     assert str(Status.STARTING) == "starting"
     assert f"{Status.ERROR}" == "error"
-
-
-@pytest.mark.parametrize(
-    ("state", "policy", "max_retries", "count", "expected"),
-    [
-        (exited(143), "always", 0, 0, True),
-        (exited(0), "unless-stopped", 0, 0, True),
-        (exited(1), "on-failure", 0, 7, True),
-        (exited(1), "on-failure", 3, 2, True),
-        (exited(1), "on-failure", 3, 3, False),
-        (exited(0), "on-failure", 3, 0, False),
-        (exited(1), "no", 0, 0, False),
-        (exited(1), None, 0, 0, False),
-        (running(), "always", 0, 0, False),
-        (None, "always", 0, 0, False),
-    ],
-)
-def test_restarted_by_docker(state, policy, max_retries, count, expected):
-    assert is_restarted_by_docker(state, policy, max_retries, count) is expected
