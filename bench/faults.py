@@ -116,7 +116,13 @@ class Setup:
 
 
 def fault_dockerd_kill(rounds: int = 5) -> None:
-    s = Setup("dkill", 10, on=["unhealthy", "exited"])
+    # No trap: killed by the engine's crash, they exit non-zero, which `exited` heals.
+    s = Setup(
+        "dkill",
+        10,
+        on=["unhealthy", "exited"],
+        container={"command": ["sh", "-c", "touch /tmp/healthy; exec sleep 86400"]},
+    )
     try:
         resync, healthy_again, outage_heals = [], [], 0
         for i in range(rounds):

@@ -82,12 +82,13 @@ def make_containers(
         "timeout": SECOND_NS,
         "retries": 1,
     }
+    command = kwargs.pop("command", HEALTHY_CMD)
     made = []
     for i in range(count):
         made.append(
             client.containers.run(
                 IMAGE,
-                HEALTHY_CMD,
+                command,
                 name=f"bench-{run_id}-{prefix}{i:03d}",
                 detach=True,
                 labels={LABEL: run_id},

@@ -464,6 +464,9 @@ class Agent:
             )
 
     def _check_all(self) -> None:
+        """At the end of the settle time: look at everything afresh (a restarted engine may
+        have stopped containers without a word) and check every service."""
+        self._relist()
         for service in list(self.slots):
             self.check(service)
 

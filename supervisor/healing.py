@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .policy import BackoffPolicy, CheckPolicy, HealPolicy
-from .status import REASON_GAVE_UP, REASON_PROBE_FAILED, Status
+from .status import REASON_EXITED, REASON_GAVE_UP, REASON_PROBE_FAILED, Status
 
 # Actions.
 NOTHING = "nothing"
@@ -95,7 +95,10 @@ class RestartTracker:
         self.healthy_since = None
         if status is Status.STARTING:
             return Decision(NOTHING, WHY_STARTING)
-        if not is_healable(reason, self.heal.on):
+        if not is_healable(reason, self.heal.on) or (
+            reason == REASON_EXITED and status is Status.STOPPED
+        ):
+            # `exited` heals a failure (non-zero); a clean exit (code 0) is not one.
             self.bad_checks = 0
             return Decision(NOTHING, WHY_NOT_HEALABLE)
         if self.gave_up:

@@ -150,3 +150,9 @@ def test_snapshot_round_trip_and_bad_snapshots():
     assert other.to_snapshot() == {"attempt": 1, "restarts_at": [5.0], "gave_up": False}
     other.restore({"attempt": "x", "restarts_at": None})
     assert other.to_snapshot() == {"attempt": 0, "restarts_at": [], "gave_up": False}
+
+
+def test_exited_heals_a_failure_not_a_clean_exit():
+    t = tracker(on=frozenset({"exited"}))
+    assert t.observe(Status.STOPPED, "exited", 0).why == healing.WHY_NOT_HEALABLE
+    assert t.observe(Status.ERROR, "exited", 1).action == healing.HEAL
