@@ -15,6 +15,27 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
+# A heal policy quick enough for tests: short stop, pause and backoff.
+FAST_HEAL = {
+    "on": ["unhealthy"],
+    "stop_timeout": "2s",
+    "pause": "200ms",
+    "ready_timeout": "30s",
+    "backoff": {"initial": "1s", "factor": 2, "max": "4s", "jitter": 0},
+}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`docker-supervisor ARGS` from the checkout, as an operator would type it."""
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, every_s: float = 0.1):
     """Poll `predicate` until it returns something truthy; fail after `timeout_s`."""

@@ -6,17 +6,9 @@ import time
 import pytest
 
 from tests.integration.conftest import file_healthcheck, health_of
-from tests.support import wait_for, write_policy
+from tests.support import FAST_HEAL, wait_for, write_policy
 
 pytestmark = pytest.mark.engine
-
-FAST_HEAL = {
-    "on": ["unhealthy"],
-    "stop_timeout": "2s",
-    "pause": "500ms",
-    "ready_timeout": "30s",
-    "backoff": {"initial": "1s", "factor": 2, "max": "4s", "jitter": 0},
-}
 
 
 def docker_events(client, container, since: float, actions: set[str]) -> list[dict]:

@@ -9,17 +9,9 @@ import time
 import pytest
 
 from tests.integration.conftest import SECOND_NS, file_healthcheck, health_of
-from tests.support import REPO, wait_for, write_policy
+from tests.support import FAST_HEAL, REPO, wait_for, write_policy
 
 pytestmark = pytest.mark.engine
-
-FAST_HEAL = {
-    "on": ["unhealthy"],
-    "stop_timeout": "2s",
-    "pause": "200ms",
-    "ready_timeout": "20s",
-    "backoff": {"initial": "1s", "factor": 2, "max": "4s", "jitter": 0},
-}
 
 
 def ts(line: dict) -> float:

@@ -10,11 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.integration.conftest import file_healthcheck, health_of
-from tests.support import wait_for, write_policy
+from tests.support import FAST_HEAL, wait_for, write_policy
 
 pytestmark = pytest.mark.engine
-
-FAST_HEAL = {"on": ["unhealthy"], "stop_timeout": "2s", "pause": "200ms", "ready_timeout": "30s"}
 
 
 @pytest.fixture

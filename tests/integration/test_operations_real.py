@@ -11,11 +11,9 @@ import time
 import pytest
 
 from tests.integration.conftest import file_healthcheck, health_of
-from tests.support import REPO, wait_for, write_policy
+from tests.support import FAST_HEAL, REPO, run_cli, wait_for, write_policy
 
 pytestmark = pytest.mark.engine
-
-FAST_HEAL = {"on": ["unhealthy"], "stop_timeout": "2s", "pause": "200ms", "ready_timeout": "30s"}
 
 
 class NotifyListener:
@@ -173,17 +171,6 @@ def test_reload_applies_changes_and_keeps_the_last_good_policy(
     time.sleep(0.5)
     assert [x["service"] for x in agent.events("heal.started")] == ["b", "b"]
     assert health_of(client, a) == "healthy"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "supervisor", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        check=False,
-    )
 
 
 def test_pause_resume_and_reset_through_the_running_agent(client, containers, agents, tmp_path):

@@ -4,17 +4,10 @@ import time
 
 import pytest
 
-from tests.support import wait_for, write_policy
+from tests.support import FAST_HEAL, wait_for, write_policy
 
 pytestmark = pytest.mark.engine
 
-FAST_HEAL = {
-    "on": ["unhealthy"],
-    "stop_timeout": "2s",
-    "pause": "200ms",
-    "ready_timeout": "30s",
-    "backoff": {"initial": "1s", "max": "2s", "jitter": 0},
-}
 HTTPD = ["sh", "-c", "echo ok > /www/health; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
 NC = [
     "sh",

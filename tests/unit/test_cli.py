@@ -1,21 +1,6 @@
 """cli.py without Docker: validate's lines and exit codes, and bad flags."""
 
-import subprocess
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "supervisor", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        check=False,
-    )
+from tests.support import run_cli
 
 
 def test_validate_ok_prints_one_line_per_service():
