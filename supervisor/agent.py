@@ -830,7 +830,9 @@ class Agent:
         an agent killed before the start finishes the cycle when it runs again."""
         slot.down_cycle = {"container_id": container_id, "at": self._clock()} if down else None
         if self._writer is not None:
-            self._writer.flush()
+            # Written before the stop, on this thread; no fsync: it must survive the agent's
+            # death, which the page cache does, and an fsync here delays every heal.
+            self._writer.flush(fsync=down is False)
 
     def _resume(self, slot: ServiceSlot) -> None:
         """Start what a cycle of an earlier agent stopped; keep it recorded until that works,

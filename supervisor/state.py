@@ -39,10 +39,14 @@ def default_state_dir() -> Path:
 
 
 def save_state(
-    state_dir: Path, services: dict[str, dict[str, Any]], agent: dict[str, Any] | None = None
+    state_dir: Path,
+    services: dict[str, dict[str, Any]],
+    agent: dict[str, Any] | None = None,
+    fsync: bool = True,
 ) -> None:
     """Write every service's snapshot (and the agent's own figures) to the state file,
-    atomically."""
+    atomically. Without `fsync` the write survives the agent's death (the page cache stays)
+    but not the machine's, and costs no disk flush."""
     state_dir.mkdir(parents=True, exist_ok=True)
     data = {
         "version": STATE_VERSION,
@@ -55,11 +59,14 @@ def save_state(
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, separators=(",", ":"), sort_keys=True)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, state_dir / STATE_FILE)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not fsync:
+        return
     dir_fd = os.open(state_dir, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -124,12 +131,12 @@ class StateWriter:
     def request(self) -> None:
         self._dirty.set()
 
-    def flush(self) -> None:
+    def flush(self, fsync: bool = True) -> None:
         self._dirty.clear()
         with self._lock:
             try:
                 services, agent = self._snapshot()
-                save_state(self._state_dir, services, agent)
+                save_state(self._state_dir, services, agent, fsync)
             except OSError as e:
                 log_event(
                     log,
