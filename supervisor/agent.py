@@ -79,6 +79,7 @@ class ServiceSlot:
     last_heal: dict[str, Any] | None = None
     held_until: float | None = None
     down_cycle: dict[str, Any] | None = None
+    manual_stop: str | None = None  # the id of a container stopped by hand, while it stays so
     probe: ProbeTracker | None = None
 
     def held(self, now: float) -> bool:
@@ -102,6 +103,7 @@ class ServiceSlot:
             "last_heal": self.last_heal,
             "held_until": self.held_until,
             "down_cycle": self.down_cycle,
+            "manual_stop": self.manual_stop,
             **self.tracker.to_snapshot(),
         }
 
@@ -167,6 +169,8 @@ class Agent:
                 slot.held_until = _float_or_none(saved[policy.service].get("held_until"))
                 if isinstance(saved[policy.service].get("down_cycle"), dict):
                     slot.down_cycle = saved[policy.service]["down_cycle"]
+                if isinstance(saved[policy.service].get("manual_stop"), str):
+                    slot.manual_stop = saved[policy.service]["manual_stop"]
             self.slots[policy.service] = slot
         self._scheduler = BackgroundScheduler(
             executors={
@@ -192,6 +196,10 @@ class Agent:
         self.view.start()
         # The first checks read the view: give it a moment to connect and list.
         self.view.wait_first_outcome(FIRST_SYNC_WAIT_S)
+        # Stops by hand that an earlier agent saw still hold while those containers stay down.
+        for slot in self.slots.values():
+            if slot.manual_stop:
+                self.view.remember_manual_stop(slot.manual_stop)
         now = datetime.now(UTC)
         for slot in list(self.slots.values()):
             self._schedule(slot)
@@ -533,8 +541,14 @@ class Agent:
                 seen = self._observe(slot)
             if seen.manual_stop and not seen.is_healthy:
                 # Someone stopped it by hand: leave it alone until it is started again.
+                if slot.manual_stop != seen.container.id:
+                    slot.manual_stop = seen.container.id
+                    self.save()
                 self._show(slot, seen, Status.STOPPED, REASON_MANUAL_STOP)
                 return
+            if slot.manual_stop is not None:
+                slot.manual_stop = None  # started again: supervised again
+                self.save()
             if slot.held(self._clock()):
                 # Maintenance: watch, but do not heal.
                 self._show(slot, seen, seen.status, REASON_HELD)

@@ -185,6 +185,13 @@ class ContainerView:
         with self._changed:
             return container_id in self._manual_stop
 
+    def remember_manual_stop(self, container_id: str) -> None:
+        """A stop by hand that an earlier agent saw: kept while the container stays down."""
+        with self._changed:
+            container = self._containers.get(container_id)
+            if container is not None and not (container.state or {}).get("Running"):
+                self._manual_stop[container_id] = 0.0  # long ago: not the engine's shutdown
+
     def wait_change(self, timeout_s: float) -> None:
         """Block until the view changes or `timeout_s` passes."""
         with self._changed:

@@ -307,3 +307,27 @@ def test_sigterm_during_a_cycle_starts_the_container_before_exiting(
     state = json.loads((tmp_path / "state/state.json").read_text())
     assert state["services"]["term"]["down_cycle"] is None
     assert len(state["services"]["term"]["restarts_at"]) == 1
+
+
+def test_a_stop_by_hand_is_remembered_across_an_agent_restart(client, containers, agents, tmp_path):
+    c = containers.run("byhand", healthcheck=file_healthcheck())
+    wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
+    write_policy(
+        tmp_path / "p",
+        "byhand",
+        match={"name": c.name},
+        check={"interval": "500ms"},
+        heal={**FAST_HEAL, "on": ["unhealthy", "exited"]},
+    )
+    first = agents.start(tmp_path / "p", tmp_path / "state")
+    first.wait_event("service.status", service="byhand", status="running")
+    c.stop(timeout=1)  # exit code 143, which `exited` would heal
+    first.wait_event("service.status", service="byhand", reason="manual_stop")
+    assert first.stop() == 0
+
+    second = agents.start(tmp_path / "p", tmp_path / "state")
+    second.wait_event("service.status", service="byhand", reason="manual_stop")
+    time.sleep(2)  # four check intervals
+    assert second.events("heal.started") == []
+    c.reload()
+    assert c.attrs["State"]["Running"] is False
