@@ -39,7 +39,7 @@ from .notify import Notifier
 from .policy import LoadResult, NotifyPolicy, Policy
 from .probes import FAILED as PROBE_FAILED
 from .probes import ProbeTracker, run_probe
-from .state import StateWriter, load_state
+from .state import HELD_FOREVER, StateWriter, load_state
 from .status import (
     REASON_ENGINE_UNREACHABLE,
     REASON_GAVE_UP,
@@ -53,7 +53,6 @@ from .view import ContainerView, ViewEvent
 log = logging.getLogger("supervisor.agent")
 
 DEFAULT_HEAL_CONCURRENCY = 4
-HELD_FOREVER = 253402300799.0  # 9999-12-31: "until resumed"
 DEFAULT_RELIST_S = 60.0
 HEARTBEAT_S = 5.0
 HEARTBEAT_TIMEOUT_S = 3.0

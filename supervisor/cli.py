@@ -20,6 +20,7 @@ from . import __version__
 from .errors import AgentRunning, PolicyError, PolicyErrors, SupervisorError, UsageError
 from .logs import log_event, setup_logging
 from .policy import Policy, load_notify_file, load_policies, load_policy_dir, parse_duration
+from .state import HELD_FOREVER
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -111,15 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.add_argument("--state-dir", type=Path)
 
-    for name, text in (
-        ("pause", "hold a service: watch it, do not heal it"),
-        ("resume", "end a hold"),
-        ("reset", "clear a service's give-up and backoff"),
+    # Commands about one service; the operator's ones also name the state directory.
+    for name, text, operator in (
+        ("pause", "hold a service: watch it, do not heal it", True),
+        ("resume", "end a hold", True),
+        ("reset", "clear a service's give-up and backoff", True),
+        ("start", "start a service (compose up -d) and wait until healthy", False),
+        ("stop", "stop a service (compose stop)", False),
+        ("restart", "stop, pause, start, and wait until healthy", False),
     ):
         cmd = sub.add_parser(name, parents=[common], help=text)
         cmd.add_argument("service")
         cmd.add_argument("--policies", default=DEFAULT_POLICIES, type=Path)
-        cmd.add_argument("--state-dir", type=Path)
+        if operator:
+            cmd.add_argument("--state-dir", type=Path)
         if name == "pause":
             cmd.add_argument(
                 "--for",
@@ -127,15 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
                 type=_duration_arg,
                 help="hold this long (default: until resumed)",
             )
-
-    for name, text in (
-        ("start", "start a service (compose up -d) and wait until healthy"),
-        ("stop", "stop a service (compose stop)"),
-        ("restart", "stop, pause, start, and wait until healthy"),
-    ):
-        cmd = sub.add_parser(name, parents=[common], help=text)
-        cmd.add_argument("service")
-        cmd.add_argument("--policies", default=DEFAULT_POLICIES, type=Path)
     return parser
 
 
@@ -292,7 +289,7 @@ def _status_row(policy: Policy, seen: Any, saved: dict[str, Any], now: float) ->
         next_action = "healing"
     elif held:
         next_action = "none: held" + (
-            "" if held_until >= 253402300799 else f" for {int(held_until - now)}s"
+            "" if held_until >= HELD_FOREVER else f" for {int(held_until - now)}s"
         )
     elif saved.get("gave_up"):
         next_action = "none: gave up (reset to retry)"
@@ -405,7 +402,7 @@ def cmd_command(args: argparse.Namespace) -> int:
         services = load_state(state_dir)
         entry = services.setdefault(policy.service, {})
         if args.command == "pause":
-            entry["held_until"] = command["until"] or 253402300799.0
+            entry["held_until"] = command["until"] or HELD_FOREVER
         elif args.command == "resume":
             entry["held_until"] = None
         else:

@@ -61,10 +61,6 @@ class ContainerInfo:
     addresses: tuple[str, ...] = ()
     network_mode: str | None = None
 
-    @property
-    def short_id(self) -> str:
-        return self.id[:12]
-
 
 @dataclass(frozen=True)
 class Observation:

@@ -23,10 +23,6 @@ class Notifier:
         if self._address:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
 
-    @property
-    def enabled(self) -> bool:
-        return self._socket is not None
-
     def send(self, *lines: str) -> bool:
         if self._socket is None:
             return False

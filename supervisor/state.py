@@ -25,6 +25,8 @@ from .logs import log_event
 log = logging.getLogger("supervisor.state")
 
 STATE_FILE = "state.json"
+# A hold with no end: `pause` without --for lasts until `resume` (9999-12-31).
+HELD_FOREVER = 253402300799.0
 STATE_VERSION = 1
 
 
