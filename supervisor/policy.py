@@ -22,6 +22,7 @@ from .errors import PolicyError, PolicyErrors
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DURATION_S = 366 * 24 * 3600.0
 POLICY_SUFFIXES = (".yaml", ".yml")
+MAX_FLOW_DEPTH = 64
 
 HEALABLE_REASONS = ("unhealthy", "exited", "oom_killed", "dead", "missing")
 SCOPES = ("container", "compose")
@@ -222,6 +223,7 @@ def _read_yaml(src: _Source) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise PolicyError(src.display, 1, None, "not UTF-8 text") from None
+    _check_nesting(src, text)
     loader = None
     try:
         loader = _Loader(text)  # the reader checks the characters here already
@@ -243,6 +245,32 @@ def _read_yaml(src: _Source) -> Any:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def _check_nesting(src: _Source, text: str) -> None:
+    """Refuse flow collections nested deeper than MAX_FLOW_DEPTH before parsing: PyYAML's
+    scanner is quadratic in that depth and its composer recursive, so a few kilobytes of
+    brackets would take seconds. Quoted scalars and comments are skipped; a bracket in a
+    plain scalar may count, which no real policy comes near."""
+    depth, quote, line = 0, "", 1
+    previous = "\n"
+    for char in text:
+        if char == "\n":
+            line += 1
+            if quote == "#":
+                quote = ""
+        elif quote:
+            if char == quote and quote != "#":
+                quote = ""
+        elif char in "'\"" or (char == "#" and previous in " \t\n"):
+            quote = char
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_FLOW_DEPTH:
+                raise PolicyError(src.display, line, None, "invalid YAML: nested too deeply")
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        previous = char
 
 
 class _Section:
