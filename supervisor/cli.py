@@ -18,9 +18,9 @@ from typing import Any
 
 from . import __version__
 from .errors import AgentRunning, PolicyError, PolicyErrors, SupervisorError, UsageError
+from .gate import HELD_FOREVER
 from .logs import log_event, setup_logging
 from .policy import Policy, load_notify_file, load_policies, load_policy_dir, parse_duration
-from .state import HELD_FOREVER
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .agent import Agent
     from .metrics import parse_metrics_addr
-    from .state import default_state_dir, lock_state_dir, take_commands
+    from .state import default_state_dir, lock_state_dir
 
     metrics_addr = parse_metrics_addr(args.metrics_addr) if args.metrics_addr else None
     policies = load_policies(args.policies, _strict(args))
@@ -201,6 +201,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     state_dir = args.state_dir or default_state_dir()
     lock = lock_state_dir(state_dir)
+    # Signals are taken by the main loop (sigtimedwait), never by a handler: nothing runs
+    # between two bytecodes of whatever the main thread was doing. Blocked before any
+    # thread starts, so every thread inherits the mask.
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     agent = Agent(
         policies,
         state_dir=state_dir,
@@ -212,25 +216,48 @@ def cmd_run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         notify_default=notify_default,
     )
-    requests: set[str] = set()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: agent.request_stop())
-    # Handlers only set flags; the main loop below does the work within a beat.
-    signal.signal(signal.SIGHUP, lambda *_: requests.add("reload"))
-    signal.signal(signal.SIGUSR1, lambda *_: requests.add("save"))
-    agent.start()
-    while not agent.wait(BEAT_S):
-        if "reload" in requests:
-            requests.discard("reload")
-            agent.reload(load_policy_dir(args.policies, _strict(args)))
-        for command in take_commands(state_dir):
-            agent.apply_command(command)
-        if "save" in requests:
-            requests.discard("save")
-            agent.flush_state()
-    agent.stop()
-    lock.close()
+    try:
+        agent.start()
+        _serve(agent, args, state_dir)
+    finally:
+        agent.stop()
+        lock.close()
     return EXIT_OK
+
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+
+
+def _serve(agent: Any, args: argparse.Namespace, state_dir: Path) -> None:
+    """The main loop: signals and operator commands, one beat at a time, until a stop."""
+    from .state import pending_commands
+
+    taken: set[Path] = set()
+    while True:
+        got = signal.sigtimedwait(SIGNALS, BEAT_S)
+        if got is not None and got.si_signo in (signal.SIGTERM, signal.SIGINT):
+            return
+        if got is not None and got.si_signo == signal.SIGHUP:
+            agent.reload(load_policy_dir(args.policies, _strict(args)), args.policies)
+        if got is not None and got.si_signo == signal.SIGUSR1:
+            agent.flush_state()
+        for path, command in pending_commands(state_dir):
+            if path in taken:
+                continue  # posted; its file goes once the worker took it
+            if isinstance(command, str):
+                log_event(
+                    logging.getLogger("supervisor.cli"),
+                    logging.WARNING,
+                    "command.invalid",
+                    "operator command refused",
+                    path=str(path),
+                    error=command,
+                )
+                path.unlink(missing_ok=True)
+                continue
+            taken.add(path)
+            agent.apply_command(command, lambda path=path: path.unlink(missing_ok=True))
+        taken = {path for path in taken if path.exists()}
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -250,17 +277,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     policies = load_policies(args.policies, _strict(args))
     state_dir = args.state_dir or default_state_dir()
-    saved = load_state(state_dir, move_aside=False)
+    saved = load_state(state_dir, move_aside=False).services
+    pid = running_agent_pid(state_dir)
     engine = Engine()
     containers = None
     with contextlib.suppress(SupervisorError):  # each row then says engine_unreachable
         containers = engine.list_containers()
     now = time.time()
     rows = [
-        _status_row(p, engine.observe(p, containers), saved.get(p.service, {}), now)
+        _status_row(p, engine.observe(p, containers), saved.get(p.service, {}), now, pid)
         for p in policies
     ]
-    agent = _agent_figures(running_agent_pid(state_dir))
+    agent = _agent_figures(pid)
     if args.json:
         print(json.dumps({"agent": agent, "services": rows}, indent=2))
     else:
@@ -269,44 +297,45 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _status_row(policy: Policy, seen: Any, saved: dict[str, Any], now: float) -> dict[str, Any]:
-    from .healing import compute_backoff_delay_s
+def _status_row(
+    policy: Policy, seen: Any, saved: dict[str, Any], now: float, agent_pid: int | None
+) -> dict[str, Any]:
+    """The row the agent would publish, from its saved memory and the gate it asks."""
+    from dataclasses import replace
 
-    restarts = [
-        t
-        for t in saved.get("restarts_at", [])
-        if isinstance(t, int | float) and t > now - policy.heal.window_s
-    ]
-    status, reason = str(seen.status), seen.reason
-    held_until = saved.get("held_until")
-    held = isinstance(held_until, int | float) and now < held_until
-    attempt = int(saved.get("attempt") or 0)
-    if saved.get("gave_up") and not seen.is_healthy:
-        status, reason = "error", "gave_up"
-    if held:
-        reason = "held"
-    if saved.get("healing"):
-        next_action = "healing"
-    elif held:
-        next_action = "none: held" + (
-            "" if held_until >= HELD_FOREVER else f" for {int(held_until - now)}s"
-        )
-    elif saved.get("gave_up"):
-        next_action = "none: gave up (reset to retry)"
-    elif seen.reason in policy.heal.on and not seen.is_healthy:
-        delay_s = compute_backoff_delay_s(attempt + 1, policy.heal.backoff, rng=lambda: 0.5)
-        next_action = f"heal (attempt {attempt + 1}, after {delay_s:g}s)"
-    else:
-        next_action = "watch"
+    from .board import build_row, make_facts
+    from .healing import RestartTracker, policy_digest
+
+    tracker = RestartTracker(policy.heal, policy.check)
+    tracker.restore(saved, same_policy=saved.get("policy_digest") == policy_digest(policy))
+    manual = saved.get("manual_stop")
+    if seen.container is not None and manual == seen.container.id and not seen.is_healthy:
+        seen = replace(seen, manual_stop=True)
+    held_until = (
+        saved.get("held_until") if isinstance(saved.get("held_until"), int | float) else None
+    )
+    # A cycle in flight is the running agent's to tell; without one, none is in flight.
+    phase = saved.get("phase") if agent_pid is not None else None
+    facts = make_facts(policy, seen, tracker, now, held_until)
+    row = build_row(
+        policy,
+        seen,
+        facts,
+        tracker,
+        now,
+        phase=phase,
+        held_until=held_until,
+        last_heal=saved.get("last_heal"),
+    )
     return {
         "service": policy.service,
-        "container": seen.container.name if seen.container else None,
-        "status": status,
-        "reason": reason,
-        "restarts_in_window": len(restarts),
-        "backoff_attempt": attempt,
-        "next_action": next_action,
-        "last_heal": saved.get("last_heal"),
+        "container": row["container"],
+        "status": row["status"],
+        "reason": row["reason"],
+        "restarts_in_window": row["restarts_in_window"],
+        "backoff_attempt": row["attempt"],
+        "next_action": row["next_action"],
+        "last_heal": row["last_heal"],
     }
 
 
@@ -399,15 +428,15 @@ def cmd_command(args: argparse.Namespace) -> int:
         print(f"{policy.service}: {args.command} done by the running agent")
         return EXIT_OK
     with lock:
-        services = load_state(state_dir)
-        entry = services.setdefault(policy.service, {})
+        saved = load_state(state_dir)
+        entry = saved.services.setdefault(policy.service, {})
         if args.command == "pause":
             entry["held_until"] = command["until"] or HELD_FOREVER
         elif args.command == "resume":
             entry["held_until"] = None
         else:
             entry.update(attempt=0, restarts_at=[], gave_up=False)
-        save_state(state_dir, services)
+        save_state(state_dir, saved.services, intents=saved.intents)
     print(f"{policy.service}: {args.command} recorded (no agent running)")
     return EXIT_OK
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import docker
 import docker.errors
 import docker.utils
+import psutil
 import requests.exceptions
 
 from .errors import ContainerGone, EngineError, EngineUnreachable
@@ -40,6 +41,9 @@ DOWN_REASONS = frozenset(
 
 if TYPE_CHECKING:
     from .view import ContainerView
+
+EXEC_POLL_FIRST_S = 0.02
+EXEC_POLL_MAX_S = 0.2
 
 LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
 LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
@@ -165,6 +169,31 @@ def parse_started_at(state: Mapping[str, Any] | None) -> float | None:
         return None
 
 
+def observe_in(
+    policy: Policy,
+    containers: Iterable[ContainerInfo],
+    is_manual_stop: Callable[[str], bool] = lambda container_id: False,
+) -> Observation:
+    """A service's Observation from known containers (with their State). Pure."""
+    project = policy.compose.project if policy.compose else None
+    found = discover(policy.match, project, containers)
+    if len(found) > 1:
+        names = ", ".join(sorted(c.name for c in found))
+        return Observation(Status.ERROR, REASON_AMBIGUOUS, detail=f"matches {names}")
+    if not found:
+        status, reason = classify_state(None)
+        return Observation(status, reason)
+    container = found[0]
+    status, reason = classify_state(container.state)
+    return Observation(
+        status,
+        reason,
+        container,
+        parse_started_at(container.state),
+        manual_stop=is_manual_stop(container.id),
+    )
+
+
 class Engine:
     """A thread-safe, lazily connected Docker engine client."""
 
@@ -187,23 +216,36 @@ class Engine:
 
     def _client(self) -> docker.APIClient:
         with self._lock:
+            if self._api is not None:
+                return self._api
+        # Version negotiation is a request: made outside the lock, so a slow engine delays
+        # only this caller (the heartbeat's short cut still holds for the others).
+        kwargs = docker.utils.kwargs_from_env()
+        if self._base_url:
+            kwargs["base_url"] = self._base_url
+        try:
+            api = docker.APIClient(version="auto", timeout=self._timeout_s, **kwargs)
+        except docker.errors.DockerException as e:
+            raise EngineUnreachable(f"Docker engine did not answer: {e}") from None
+        with self._lock:
+            self._calls += 1  # version negotiation
             if self._api is None:
-                kwargs = docker.utils.kwargs_from_env()
-                if self._base_url:
-                    kwargs["base_url"] = self._base_url
-                self._calls += 1  # version negotiation
-                try:
-                    self._api = docker.APIClient(version="auto", timeout=self._timeout_s, **kwargs)
-                except docker.errors.DockerException as e:
-                    raise EngineUnreachable(f"Docker engine did not answer: {e}") from None
-            return self._api
+                self._api, api = api, None
+            chosen = self._api
+        if api is not None:
+            api.close()  # another thread connected first
+        return chosen
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._call_with(lambda api, *a, **k: getattr(api, method)(*a, **k), *args, **kwargs)
+
+    def _call_with(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """fn(api, ...) as one counted request, its errors wrapped into ours."""
         api = self._client()
         with self._lock:
             self._calls += 1
         try:
-            return getattr(api, method)(*args, **kwargs)
+            return fn(api, *args, **kwargs)
         except docker.errors.NotFound as e:
             raise ContainerGone(str(e.explanation or e)) from None
         except docker.errors.APIError as e:
@@ -257,28 +299,20 @@ class Engine:
             if view is not None:
                 if not view.synced:
                     raise EngineUnreachable("not connected to the Docker engine")
-                containers = view.containers()
-            elif containers is None:
+                return observe_in(policy, view.containers(), view.is_manual_stop)
+            if containers is None:
                 containers = self.list_containers()
-            project = policy.compose.project if policy.compose else None
-            found = discover(policy.match, project, containers)
-            if len(found) > 1:
-                names = ", ".join(sorted(c.name for c in found))
-                return Observation(Status.ERROR, REASON_AMBIGUOUS, detail=f"matches {names}")
-            if not found:
-                status, reason = classify_state(None)
-                return Observation(status, reason)
-            container = found[0] if view is not None else self.inspect_container(found[0].id)
+            seen = observe_in(policy, containers)
+            if seen.container is None:
+                return seen
+            container = self.inspect_container(seen.container.id)
         except ContainerGone:
             status, reason = classify_state(None)
             return Observation(status, reason)
         except EngineError as e:
             return Observation(Status.ERROR, REASON_ENGINE_UNREACHABLE, detail=str(e))
         status, reason = classify_state(container.state)
-        manual = view is not None and view.is_manual_stop(container.id)
-        return Observation(
-            status, reason, container, parse_started_at(container.state), manual_stop=manual
-        )
+        return Observation(status, reason, container, parse_started_at(container.state))
 
     def containers_now(self) -> list[ContainerInfo]:
         """Every container with its details: from the view, or listed and inspected."""
@@ -304,35 +338,35 @@ class Engine:
         return self.view.acting_on(container_ids, project)
 
     def exec_probe(self, container_id: str, argv: list[str], timeout_s: float) -> tuple[int, str]:
-        """Run argv inside the container (no shell); return (exit code, output tail).
+        """Run argv inside the container (no shell), detached; return (exit code, "").
 
-        Raises EngineError on a timeout; the command may go on inside the container, as it
-        does for Kubernetes' exec probes.
+        At the deadline the command's process (and what it started) is killed from the host,
+        so a hanging probe leaves no process, thread or connection behind, and EngineError
+        says it timed out.
         """
-        exec_id = self._call("exec_create", container_id, argv, stdout=True, stderr=True)["Id"]
-        result: dict[str, Any] = {}
+        deadline = time.monotonic() + timeout_s
+        exec_id = self._call("exec_create", container_id, argv, stdout=False, stderr=False)["Id"]
+        self._call("exec_start", exec_id, detach=True)
+        pause_s = EXEC_POLL_FIRST_S
+        while True:
+            info = self._call("exec_inspect", exec_id)
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                return (-1 if code is None else int(code)), ""
+            if time.monotonic() >= deadline:
+                killed = kill_process_tree(int(info.get("Pid") or 0))
+                raise EngineError(
+                    f"timed out after {timeout_s:g}s: {' '.join(argv)}"
+                    + ("" if killed else " (its process could not be killed)")
+                )
+            time.sleep(min(pause_s, max(0.0, deadline - time.monotonic())))
+            pause_s = min(pause_s * 2, EXEC_POLL_MAX_S)
 
-        def run() -> None:
-            try:
-                result["output"] = self._call("exec_start", exec_id)
-            except EngineError as e:
-                result["error"] = e
-
-        worker = threading.Thread(target=run, name="exec-probe", daemon=True)
-        worker.start()
-        worker.join(timeout_s)
-        if worker.is_alive():
-            raise EngineError(f"timed out after {timeout_s:g}s: {' '.join(argv)}")
-        if "error" in result:
-            raise result["error"]
-        code = self._call("exec_inspect", exec_id).get("ExitCode")
-        output = (result.get("output") or b"").decode(errors="replace").strip()[-300:]
-        return (-1 if code is None else int(code)), output
-
-    def stop(self, container: ContainerInfo, timeout_s: float) -> None:
-        """Stop gracefully, SIGKILL after `timeout_s`."""
+    def stop(self, container: ContainerInfo, timeout_s: float) -> bool:
+        """Stop gracefully, SIGKILL after `timeout_s`. True when it stopped a running
+        container; False when the engine says it was not running (HTTP 304)."""
         with self.acting_on((container.id,)):
-            self._call("stop", container.id, timeout=max(0, round(timeout_s)))
+            return self._call_with(_stop_reporting, container.id, max(0, round(timeout_s)))
 
     def start(self, container: ContainerInfo) -> None:
         with self.acting_on((container.id,)):
@@ -386,3 +420,26 @@ def _summary(row: Mapping[str, Any]) -> ContainerInfo:
             if isinstance(port.get(key), int):
                 ports.add(port[key])
     return ContainerInfo(row["Id"], name, dict(row.get("Labels") or {}), frozenset(ports))
+
+
+def _stop_reporting(api: docker.APIClient, container_id: str, timeout_s: int) -> bool:
+    """docker-py's `stop`, keeping the answer it drops: 304 means it was not running."""
+    url = api._url("/containers/{0}/stop", container_id)
+    res = api._post(url, params={"t": timeout_s}, timeout=(api.timeout or 0) + timeout_s)
+    api._raise_for_status(res)
+    return res.status_code != 304
+
+
+def kill_process_tree(pid: int) -> bool:
+    """SIGKILL a process and its descendants (an exec probe's, seen from the host)."""
+    if pid <= 0:
+        return False
+    try:
+        root = psutil.Process(pid)
+        family = [*root.children(recursive=True), root]
+    except psutil.Error:
+        return False
+    for proc in family:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    return True

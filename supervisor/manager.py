@@ -1,13 +1,14 @@
-"""ServiceManager: start, stop, restart, status and health of one service, and its heal cycle.
+"""ServiceManager: start, stop, restart, status and health of one service, and the heal steps.
 
-It acts (through the engine and compose) and waits for end states; it does not decide when to
-heal (healing.py does) and does not schedule (agent.py does). Waits are bounded and can be cut
-short by a stop event, except the start that follows a stop of ours: a container this manager
-stopped is always started again.
+It acts (through the engine and compose). The lifecycle commands (`start`, `stop`, `restart`)
+wait for their end states, bounded; the heal cycle's steps (`stop_step`, `start_step`,
+`restart_dependents`) each do one thing and return, and the agent's workers sequence them.
+It never decides when to heal (healing.py and the gate do) and never schedules.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -37,6 +38,7 @@ FAILED_NOT_READY = "not_ready"
 FAILED_STOP = "stop_failed"
 FAILED_START = "start_failed"
 FAILED_GONE = "container_gone"
+FAILED_TAKEN_OVER = "taken_over"
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,6 @@ class DependentOutcome:
     why: str  # engine.SHARES_NETWORK or engine.DEPENDS_ON
     action: str  # restarted, recreated or failed
     error: str | None = None
-
-
-@dataclass(frozen=True)
-class HealOutcome:
-    recovered: bool
-    why: str | None
-    duration_s: float
-    restarted_at: float | None
-    detail: str | None = None
 
 
 class ServiceManager:
@@ -67,6 +60,7 @@ class ServiceManager:
         compose_bin: str | None = None,
         compose_timeout_s: float = DEFAULT_COMPOSE_TIMEOUT_S,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.policy = policy
         self.engine = engine or Engine()
@@ -74,6 +68,7 @@ class ServiceManager:
         self._compose_bin = compose_bin
         self._compose_timeout_s = compose_timeout_s
         self._clock = clock
+        self._sleep = sleep
 
     @property
     def service(self) -> str:
@@ -169,73 +164,62 @@ class ServiceManager:
             # With the agent's view this wakes on the next event, not on the next poll.
             self.engine.wait_change(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
-    # Healing.
+    # The heal cycle's effects: each is one step, run on the heal runner's pool.
 
-    def heal(
-        self,
-        container: ContainerInfo | None,
-        stop_event: threading.Event,
-        on_down: Callable[[bool], None] | None = None,
-    ) -> HealOutcome:
-        """One cycle: stop, pause, start, wait until healthy (ready_timeout).
-
-        `on_down(True)` is called before the stop and `on_down(False)` once the start went
-        through, so the caller can record, durably, that a container of ours may be down.
-        """
+    def stop_step(self, container: ContainerInfo | None) -> bool:
+        """Stop for a heal: the container, or (scope compose) the whole project. True when
+        the service's container was running before (the engine's word, not the view's)."""
         heal = self.policy.heal
-        began = time.monotonic()
-        on_down = on_down or (lambda down: None)
+        if heal.scope != "compose":
+            return self.engine.stop(container, heal.stop_timeout_s)
+        running = False
+        if container is not None:
+            with contextlib.suppress(ContainerGone):
+                state = self.engine.inspect_container(container.id).state or {}
+                running = bool(state.get("Running"))
+        ref = self.policy.compose
+        with self.engine.acting_on(project=self._project(container)):
+            self.compose().stop(ref.file, ref.project, heal.stop_timeout_s)
+        return running
 
-        def outcome(recovered: bool, why: str | None, restarted_at=None, detail=None):
-            return HealOutcome(recovered, why, time.monotonic() - began, restarted_at, detail)
-
-        if heal.scope != "compose" and container is None:
-            return outcome(False, FAILED_GONE)
-        on_down(True)
-        try:
-            if heal.scope == "compose":
-                ref = self.policy.compose
-                with self.engine.acting_on(project=self._project(container)):
-                    self.compose().stop(ref.file, ref.project, heal.stop_timeout_s)
-            else:
-                self.engine.stop(container, heal.stop_timeout_s)
-        except (EngineError, ComposeError) as e:
-            # The stop may have half happened: start anyway, so nothing stays down.
+    def start_step(
+        self, container: ContainerInfo | None, retry_delays_s: tuple[float, ...] = (0, 0.5, 1, 2)
+    ) -> bool:
+        """Start again what `stop_step` stopped, retrying briefly: it must not stay down.
+        A container that no longer exists is not retried (ContainerGone). False when an
+        operator stopped it by hand since: theirs now, it is left as it is."""
+        last: SupervisorError | None = None
+        for delay_s in retry_delays_s:
+            self._sleep(delay_s)
+            view = self.engine.view
+            if container is not None and view is not None and view.is_manual_stop(container.id):
+                return False
             try:
-                self._start_after_stop(container)
-                on_down(False)
-            except (EngineError, ComposeError):
-                pass  # the cycle stays recorded; the next check starts it
-            return outcome(False, FAILED_STOP, detail=_detail(e))
-        log_event(
-            log,
-            logging.INFO,
-            "heal.stopped",
-            "stopped for heal",
-            service=self.service,
-            container=_name(container),
-            scope=heal.scope,
-        )
-        # The pause is cut short on shutdown, but the start below always happens.
-        _wait(stop_event, heal.pause_s)
-        restarted_at = self._clock()
-        try:
-            self._start_after_stop(container)
-        except ContainerGone as e:
-            on_down(False)  # nothing left to start: the cycle is over
-            return outcome(False, FAILED_GONE, None, _detail(e))
-        except (EngineError, ComposeError) as e:
-            return outcome(False, FAILED_START, restarted_at, _detail(e))
-        on_down(False)
-        seen = self.wait_until_healthy(heal.ready_timeout_s, stop_event)
-        if seen.is_healthy:
-            return outcome(True, None, restarted_at)
-        return outcome(False, FAILED_NOT_READY, restarted_at, f"{seen.status} {seen.reason}")
+                if self.policy.heal.scope == "compose":
+                    ref = self.policy.compose
+                    with self.engine.acting_on(project=self._project(container)):
+                        self.compose().up(ref.file, ref.project)
+                else:
+                    self.engine.start(container)
+                return True
+            except ContainerGone:
+                raise
+            except (EngineError, ComposeError) as e:
+                last = e
+        raise last
 
-    def restart_dependents(self, earlier_id: str | None) -> list[DependentOutcome]:
+    def restart_dependents(
+        self,
+        earlier_id: str | None,
+        before_stop: Callable[[ContainerInfo], str] = lambda dependent: "",
+        after_start: Callable[[str, bool], None] = lambda key, started: None,
+    ) -> list[DependentOutcome]:
         """Restart what depends on this service's (healed) container: what shares its network
         namespace, and what Compose says depends on it. A namespace-sharer of a container
-        that was recreated (a new id) is recreated with the blanket `compose up -d`."""
+        that was recreated (a new id) is recreated with the blanket `compose up -d`.
+
+        `before_stop(dependent)` records the intent to start it again and returns its key;
+        `after_start(key, started)` is called once the start was tried."""
         healed = self.observe().container
         if healed is None:
             return []
@@ -244,6 +228,7 @@ class ServiceManager:
         outcomes: list[DependentOutcome] = []
         composed = False
         for dependent, why in find_dependents(healed, earlier, self.engine.containers_now()):
+            key, started = None, False
             try:
                 if why == SHARES_NETWORK and recreated and self.policy.compose is not None:
                     if not composed:
@@ -253,46 +238,17 @@ class ServiceManager:
                         composed = True
                     action = "recreated"
                 else:
+                    key = before_stop(dependent)
                     self.engine.stop(dependent, self.policy.heal.stop_timeout_s)
                     self.engine.start(dependent)
-                    action = "restarted"
+                    started, action = True, "restarted"
                 outcomes.append(DependentOutcome(dependent.name, why, action))
             except SupervisorError as e:
-                outcomes.append(DependentOutcome(dependent.name, why, "failed", _detail(e)))
+                outcomes.append(DependentOutcome(dependent.name, why, "failed", describe_error(e)))
+            finally:
+                if key is not None:
+                    after_start(key, started)
         return outcomes
-
-    def resume(self, container_id: str | None) -> None:
-        """Start, once, what an earlier cycle (of an agent that died) stopped and did not
-        start. Raises ContainerGone when there is nothing left to start."""
-        container = None
-        if container_id:
-            container = self.engine.view.get(container_id) if self.engine.view else None
-            container = container or ContainerInfo(container_id, container_id[:12])
-        if self.policy.heal.scope != "compose" and container is None:
-            return
-        self._start_after_stop(container, retry_delays_s=(0.0,))
-
-    def _start_after_stop(
-        self, container: ContainerInfo | None, retry_delays_s: tuple[float, ...] = (0, 0.5, 1, 2)
-    ) -> None:
-        """Start again what this manager stopped, retrying briefly: it must not stay down.
-        A container that no longer exists is not retried (ContainerGone)."""
-        last: SupervisorError | None = None
-        for delay_s in retry_delays_s:
-            time.sleep(delay_s)
-            try:
-                if self.policy.heal.scope == "compose":
-                    ref = self.policy.compose
-                    with self.engine.acting_on(project=self._project(container)):
-                        self.compose().up(ref.file, ref.project)
-                else:
-                    self.engine.start(container)
-                return
-            except ContainerGone:
-                raise
-            except (EngineError, ComposeError) as e:
-                last = e
-        raise last
 
     def _project(self, container: ContainerInfo | None) -> str | None:
         """The compose project whose events a compose-scope cycle causes."""
@@ -301,7 +257,9 @@ class ServiceManager:
         return container.labels.get(LABEL_COMPOSE_PROJECT) if container else None
 
     def _log_action_error(self, event: str, message: str, error: SupervisorError) -> None:
-        log_event(log, logging.ERROR, event, message, service=self.service, error=_detail(error))
+        log_event(
+            log, logging.ERROR, event, message, service=self.service, error=describe_error(error)
+        )
 
 
 def _wait(stop_event: threading.Event | None, seconds: float) -> bool:
@@ -318,6 +276,6 @@ def _name(container: ContainerInfo | None) -> str | None:
     return container.name if container else None
 
 
-def _detail(error: SupervisorError) -> str:
+def describe_error(error: Exception) -> str:
     stderr = getattr(error, "stderr", "")
     return f"{error}: {stderr.strip()}" if stderr and stderr.strip() else str(error)

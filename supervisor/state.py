@@ -7,7 +7,6 @@ starts fresh; it never crashes on its own state. Decides nothing.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import logging
@@ -16,6 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,9 +25,9 @@ from .logs import log_event
 log = logging.getLogger("supervisor.state")
 
 STATE_FILE = "state.json"
-# A hold with no end: `pause` without --for lasts until `resume` (9999-12-31).
-HELD_FOREVER = 253402300799.0
-STATE_VERSION = 1
+STATE_VERSION = 2
+# Version 1 (no intents, an interrupted cycle as `down_cycle`) is still read.
+READABLE_VERSIONS = (1, 2)
 
 
 def default_state_dir() -> Path:
@@ -45,16 +45,18 @@ def save_state(
     services: dict[str, dict[str, Any]],
     agent: dict[str, Any] | None = None,
     fsync: bool = True,
+    intents: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Write every service's snapshot (and the agent's own figures) to the state file,
-    atomically. Without `fsync` the write survives the agent's death (the page cache stays)
-    but not the machine's, and costs no disk flush."""
+    """Write every service's snapshot, the journal's intents and the agent's own figures to
+    the state file, atomically. Without `fsync` the write survives the agent's death (the
+    page cache stays) but not the machine's, and costs no disk flush."""
     state_dir.mkdir(parents=True, exist_ok=True)
     data = {
         "version": STATE_VERSION,
         "updated_at": time.time(),
         "agent": agent or {"pid": os.getpid()},
         "services": services,
+        "intents": intents or [],
     }
     fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=state_dir)
     try:
@@ -76,8 +78,16 @@ def save_state(
         os.close(dir_fd)
 
 
-def load_state(state_dir: Path, move_aside: bool = True) -> dict[str, dict[str, Any]]:
-    """Return the saved snapshots by service; {} when there are none or the file is unreadable.
+@dataclass
+class Saved:
+    """What a state file holds: per-service snapshots and the journal's intents."""
+
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    intents: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_state(state_dir: Path, move_aside: bool = True) -> Saved:
+    """Return what was saved; empty when there is nothing or the file is unreadable.
 
     With `move_aside`, an unreadable file is renamed to state.json.corrupt-TIMESTAMP.
     """
@@ -85,14 +95,18 @@ def load_state(state_dir: Path, move_aside: bool = True) -> dict[str, dict[str, 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         services = data["services"]
-        if data.get("version") != STATE_VERSION or not isinstance(services, dict):
+        if data.get("version") not in READABLE_VERSIONS or not isinstance(services, dict):
             raise ValueError(f"unexpected state version {data.get('version')!r}")
-        return {k: v for k, v in services.items() if isinstance(v, dict)}
+        intents = data.get("intents") or []
+        if not isinstance(intents, list):
+            raise ValueError("intents is not a list")
+        services = {k: v for k, v in services.items() if isinstance(v, dict)}
+        return Saved(services, [i for i in intents if isinstance(i, dict)] + _v1_intents(services))
     except FileNotFoundError:
-        return {}
+        return Saved()
     except (OSError, ValueError, KeyError, TypeError) as e:
         if not move_aside:
-            return {}
+            return Saved()
         aside = path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
         try:
             path.rename(aside)
@@ -107,60 +121,92 @@ def load_state(state_dir: Path, move_aside: bool = True) -> dict[str, dict[str, 
             moved_to=str(aside) if aside else None,
             error=str(e),
         )
-        return {}
+        return Saved()
+
+
+def _v1_intents(services: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A version-1 `down_cycle` is an intent to start that container again."""
+    found = []
+    for service, entry in services.items():
+        cycle = entry.pop("down_cycle", None)
+        if isinstance(cycle, dict) and isinstance(cycle.get("container_id"), str):
+            cid = cycle["container_id"]
+            at = cycle.get("at") if isinstance(cycle.get("at"), int | float) else 0.0
+            found.append(
+                {"key": cid, "service": service, "kind": "container", "container_id": cid, "at": at}
+            )
+    return found
 
 
 class StateWriter:
-    """Writes the state file on a thread of its own, so that no check waits for an fsync.
+    """Writes the state file on a thread of its own; no lock is held while it writes.
 
     `request()` marks the state dirty; the writer saves the latest snapshot soon after,
-    coalescing bursts into one write. `flush()` writes now, on the caller's thread.
+    coalescing bursts into one write. `write_through()` returns once a snapshot taken after
+    the call is on disk (without fsync: it must survive the agent's death, which the page
+    cache does, and an fsync would delay every heal).
     """
 
     def __init__(
         self,
         state_dir: Path,
-        snapshot: Callable[[], tuple[dict[str, dict[str, Any]], dict[str, Any]]],
+        snapshot: Callable[[], tuple[dict[str, dict[str, Any]], dict[str, Any], list]],
     ) -> None:
         self._state_dir = state_dir
         self._snapshot = snapshot
-        self._dirty = threading.Event()
+        self._changed = threading.Condition()
+        self._wanted = 0  # the newest request's number
+        self._written = 0  # the newest request covered by a write
         self._closed = False
-        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="state-writer", daemon=True)
         self._thread.start()
 
-    def request(self) -> None:
-        self._dirty.set()
+    def request(self) -> int:
+        with self._changed:
+            self._wanted += 1
+            self._changed.notify_all()
+            return self._wanted
 
-    def flush(self, fsync: bool = True) -> None:
-        self._dirty.clear()
-        with self._lock:
-            try:
-                services, agent = self._snapshot()
-                save_state(self._state_dir, services, agent, fsync)
-            except OSError as e:
-                log_event(
-                    log,
-                    logging.ERROR,
-                    "state.save_failed",
-                    "could not save state",
-                    path=str(self._state_dir / STATE_FILE),
-                    error=str(e),
-                )
+    def write_through(self, timeout_s: float = 10.0) -> bool:
+        """Request a write and wait until it is done; False if the writer did not make it."""
+        ticket = self.request()
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self._written >= ticket or self._closed, timeout_s
+            )
 
     def close(self) -> None:
-        self._closed = True
-        self._dirty.set()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
         self._thread.join(5)
-        self.flush()
+        self._write(fsync=True)
 
     def _run(self) -> None:
         while True:
-            self._dirty.wait()
-            if self._closed:
-                return
-            self.flush()
+            with self._changed:
+                self._changed.wait_for(lambda: self._wanted > self._written or self._closed)
+                if self._closed:
+                    return
+                ticket = self._wanted
+            self._write(fsync=False)
+            with self._changed:
+                self._written = ticket
+                self._changed.notify_all()
+
+    def _write(self, fsync: bool) -> None:
+        try:
+            services, agent, intents = self._snapshot()
+            save_state(self._state_dir, services, agent, fsync, intents)
+        except OSError as e:
+            log_event(
+                log,
+                logging.ERROR,
+                "state.save_failed",
+                "could not save state",
+                path=str(self._state_dir / STATE_FILE),
+                error=str(e),
+            )
 
 
 LOCK_FILE = "agent.lock"
@@ -217,17 +263,46 @@ def send_command(state_dir: Path, command: dict[str, Any]) -> Path:
     return final
 
 
-def take_commands(state_dir: Path) -> list[dict[str, Any]]:
-    """The commands waiting for the agent, oldest first; each is removed as it is read."""
+COMMAND_ACTIONS = ("pause", "resume", "reset")
+
+
+@dataclass(frozen=True)
+class Command:
+    """An operator's pause, resume or reset, as the running agent takes it."""
+
+    action: str
+    service: str
+    until: float | None = None  # pause only: when the hold ends (None: until resumed)
+
+
+def parse_command(data: Any) -> Command:
+    """A command file's JSON as a Command; ValueError says what is wrong with it."""
+    if not isinstance(data, dict):
+        raise ValueError(f"expected an object, got {type(data).__name__}")
+    action, service, until = data.get("command"), data.get("service"), data.get("until")
+    if action not in COMMAND_ACTIONS:
+        raise ValueError(f"'command' must be one of {', '.join(COMMAND_ACTIONS)}")
+    if not isinstance(service, str) or not service:
+        raise ValueError("'service' must be a service name")
+    if until is not None and (isinstance(until, bool) or not isinstance(until, int | float)):
+        raise ValueError("'until' must be a time in seconds or null")
+    return Command(action, service, None if until is None else float(until))
+
+
+def pending_commands(state_dir: Path) -> list[tuple[Path, Command | str]]:
+    """The commands waiting for the agent, oldest first, each parsed or with its problem.
+
+    The caller removes each file once the command took effect: that is the sender's answer.
+    """
     directory = state_dir / COMMANDS_DIR
     try:
         paths = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
     except FileNotFoundError:
         return []
-    commands = []
+    found: list[tuple[Path, Command | str]] = []
     for path in paths:
-        # An unreadable command is dropped below, never retried forever.
-        with contextlib.suppress(OSError, ValueError):
-            commands.append(json.loads(path.read_text(encoding="utf-8")))
-        path.unlink(missing_ok=True)
-    return commands
+        try:
+            found.append((path, parse_command(json.loads(path.read_text(encoding="utf-8")))))
+        except (OSError, ValueError) as e:
+            found.append((path, str(e)))
+    return found

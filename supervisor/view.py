@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -146,6 +146,7 @@ class ContainerView:
         on_event: Callable[[ViewEvent], None] | None = None,
         on_sync: Callable[[bool, str | None], None] | None = None,
         clock: Callable[[], float] = time.time,
+        manual_stops: Iterable[str] = (),
     ) -> None:
         self._source = source
         self._on_event = on_event
@@ -157,12 +158,13 @@ class ContainerView:
         self._seq = 0
         self._oom: set[str] = set()
         self._kill_pending: set[str] = set()
-        self._manual_stop: dict[str, float] = {}
-        self._own_ids: dict[str, float] = {}
-        self._own_projects: dict[str, float] = {}
+        # Stops by hand an earlier agent saw hold from the start, until the container runs.
+        self._manual_stop: dict[str, float] = dict.fromkeys(manual_stops, 0.0)
+        # Own actions: [holders now, own until]; overlapping holders do not end each other.
+        self._own_ids: dict[str, list[float]] = {}
+        self._own_projects: dict[str, list[float]] = {}
         self._synced = False
         self._reported: bool | None = None
-        self._first_outcome = threading.Event()
         self._stopping = threading.Event()
         self._stream: Any = None
         self._thread: threading.Thread | None = None
@@ -185,13 +187,6 @@ class ContainerView:
         with self._changed:
             return container_id in self._manual_stop
 
-    def remember_manual_stop(self, container_id: str) -> None:
-        """A stop by hand that an earlier agent saw: kept while the container stays down."""
-        with self._changed:
-            container = self._containers.get(container_id)
-            if container is not None and not (container.state or {}).get("Running"):
-                self._manual_stop[container_id] = 0.0  # long ago: not the engine's shutdown
-
     def wait_change(self, timeout_s: float) -> None:
         """Block until the view changes or `timeout_s` passes."""
         with self._changed:
@@ -202,28 +197,29 @@ class ContainerView:
     @contextmanager
     def acting_on(self, container_ids: tuple[str, ...] = (), project: str | None = None):
         """Mark the events of these containers (or this compose project) as the agent's own,
-        from now until OWN_EVENT_GRACE_S after the block ends."""
-        forever = float("inf")
+        from now until OWN_EVENT_GRACE_S after the block ends (and while any other block
+        marking the same container or project runs)."""
+        marks = [(self._own_ids, cid) for cid in container_ids]
+        if project:
+            marks.append((self._own_projects, project))
         with self._changed:
-            for cid in container_ids:
-                self._own_ids[cid] = forever
-            if project:
-                self._own_projects[project] = forever
+            for bag, key in marks:
+                bag.setdefault(key, [0, 0.0])[0] += 1
         try:
             yield
         finally:
             until = self._clock() + OWN_EVENT_GRACE_S
             with self._changed:
-                for cid in container_ids:
-                    self._own_ids[cid] = until
-                if project:
-                    self._own_projects[project] = until
+                for bag, key in marks:
+                    mark = bag.setdefault(key, [1, 0.0])
+                    mark[0], mark[1] = max(0, mark[0] - 1), max(mark[1], until)
 
     def _is_own(self, container_id: str, container: Any | None, now: float) -> bool:
-        if self._own_ids.get(container_id, 0) >= now:
-            return True
         project = container.labels.get("com.docker.compose.project") if container else None
-        return bool(project) and self._own_projects.get(project, 0) >= now
+        for mark in (self._own_ids.get(container_id), self._own_projects.get(project or "")):
+            if mark is not None and (mark[0] > 0 or mark[1] >= now):
+                return True
+        return False
 
     # Syncing.
 
@@ -246,12 +242,10 @@ class ContainerView:
         while not self._stopping.is_set():
             try:
                 self._stream = self._source.open_events(WATCHED_ACTIONS)
-                self.resync()
-                if self._reported is False:
+                if self.connect():
                     # A restarted engine restores containers for a while after it answers,
                     # not always with events: look once more when that has settled.
                     self._resync_later(RESYNC_AFTER_RECONNECT_S)
-                self._set_synced(True, None)
                 delay_s = RECONNECT_FIRST_S
                 for event in self._stream:
                     self.apply(event)
@@ -260,15 +254,23 @@ class ContainerView:
             except Exception as e:  # any failure: mark unsynced, back off, reconnect
                 if self._stopping.is_set():
                     break
-                self._set_synced(False, f"{type(e).__name__}: {e}")
+                self.disconnect(f"{type(e).__name__}: {e}")
                 self._stopping.wait(delay_s)
                 delay_s = min(delay_s * 2, RECONNECT_MAX_S)
             finally:
                 self._stream = None
 
-    def wait_first_outcome(self, timeout_s: float) -> bool:
-        """Wait until the first connection attempt has either synced or failed."""
-        return self._first_outcome.wait(timeout_s)
+    def connect(self) -> bool:
+        """The stream is open: list, then count as synced. True when this is a reconnect
+        (the engine was away). Raises what the listing raises."""
+        again = self._reported is False
+        self.resync()
+        self._set_synced(True, None)
+        return again
+
+    def disconnect(self, error: str) -> None:
+        """The stream broke (or could not open): not synced until `connect` again."""
+        self._set_synced(False, error)
 
     def _resync_later(self, delay_s: float) -> None:
         def run() -> None:
@@ -303,7 +305,6 @@ class ContainerView:
                     "sync listener raised",
                     error=f"{type(e).__name__}: {e}",
                 )
-        self._first_outcome.set()
 
     def resync(self) -> int:
         """List every container; inspect the new and the changed; drop the gone.
@@ -343,6 +344,9 @@ class ContainerView:
                 if cid not in fresh and self._last_event_seq.get(cid, -1) < began:
                     self._forget(cid)
                     corrected.append(ViewEvent(cid, "resync", False, None))
+            for cid in list(self._manual_stop):
+                if cid not in fresh and self._last_event_seq.get(cid, -1) < began:
+                    del self._manual_stop[cid]  # a seeded stop of a container now gone
             self._changed.notify_all()
         if known:  # the first listing needs no news: every service is checked after it
             for change in corrected:

@@ -43,7 +43,7 @@ def test_first_bad_check_heals_at_once_then_backs_off():
     for _ in range(4):
         d = t.observe(*BAD, clock.now)
         decisions.append((d.action, d.attempt, d.delay_s))
-        t.record_restart(clock.advance(1))
+        t.record_attempt(clock.advance(1))
         clock.advance(5)
     assert decisions == [
         (healing.HEAL, 1, 0.0),
@@ -92,7 +92,7 @@ def test_crash_loop_gives_up_after_max_restarts_in_window():
         d = t.observe(*BAD, clock.now)
         actions.append(d.action)
         if d.action == healing.HEAL:
-            t.record_restart(clock.advance(1))
+            t.record_attempt(clock.advance(1))
         clock.advance(10)
     assert actions == [healing.HEAL] * 3 + [healing.GIVE_UP, healing.NOTHING]
     assert t.gave_up
@@ -103,7 +103,7 @@ def test_restarts_outside_the_window_do_not_count():
     clock, t = FakeClock(), tracker(max_restarts=2, window_s=100)
     for _ in range(2):
         assert t.observe(*BAD, clock.now).action == healing.HEAL
-        t.record_restart(clock.now)
+        t.record_attempt(clock.now)
         clock.advance(60)
     # restarts at 1000 and 1060; at 1120 the first is 120 s old: out of the window
     assert t.restarts_in_window(clock.now) == 1
@@ -113,7 +113,7 @@ def test_restarts_outside_the_window_do_not_count():
 def test_reset_after_continuous_health():
     clock, t = FakeClock(), tracker(reset_after_s=60, max_restarts=10)
     t.observe(*BAD, clock.now)
-    t.record_restart(clock.now)
+    t.record_attempt(clock.now)
     t.record_recovered(clock.advance(5))
     assert t.observe(*GOOD, clock.advance(30)).action == healing.NOTHING
     assert t.observe(*GOOD, clock.advance(29.9)).action == healing.NOTHING
@@ -125,26 +125,77 @@ def test_reset_after_continuous_health():
 def test_turning_bad_before_reset_keeps_backing_off():
     clock, t = FakeClock(), tracker(reset_after_s=60, max_restarts=10)
     t.observe(*BAD, clock.now)
-    t.record_restart(clock.now)
+    t.record_attempt(clock.now)
     t.record_recovered(clock.advance(5))
     t.observe(*GOOD, clock.advance(30))
     d = t.observe(*BAD, clock.advance(1))
     assert (d.attempt, d.delay_s) == (2, 10.0)
 
 
-def test_healthy_by_itself_clears_give_up():
-    clock, t = FakeClock(), tracker(max_restarts=1)
+def test_healthy_by_itself_for_reset_after_clears_give_up():
+    clock, t = FakeClock(), tracker(max_restarts=1, reset_after_s=60)
     t.observe(*BAD, clock.now)
-    t.record_restart(clock.now)
+    t.record_attempt(clock.now)
     assert t.observe(*BAD, clock.advance(1)).action == healing.GIVE_UP
-    assert t.observe(*GOOD, clock.advance(1)).action == healing.RESET
+    assert t.observe(*GOOD, clock.advance(1)).action == healing.NOTHING
+    assert t.gave_up
+    assert t.observe(*GOOD, clock.advance(59.9)).action == healing.NOTHING
+    d = t.observe(*GOOD, clock.advance(0.1))
+    assert (d.action, d.why) == (healing.RESET, healing.WHY_HEALTHY)
     assert not t.gave_up and t.attempt == 0
+
+
+def test_a_flapping_service_gives_up_once():
+    """Healthy for less than reset_after between flaps: one give-up, never a second."""
+    clock, t = FakeClock(), tracker(max_restarts=2, window_s=600, reset_after_s=60)
+    actions = []
+    for _ in range(20):
+        d = t.observe(*BAD, clock.advance(10))
+        actions.append(d.action)
+        if d.action == healing.HEAL:
+            t.record_attempt(clock.now)
+        t.observe(*GOOD, clock.advance(30))
+    assert actions.count(healing.HEAL) == 2
+    assert actions.count(healing.GIVE_UP) == 1
+    assert actions[3:] == [healing.NOTHING] * 17
+
+
+def test_deciding_changes_nothing_until_committed():
+    t = tracker(check=CheckPolicy(interval_s=10, failures=2))
+    before = t.memory
+    first = t.decide(*BAD, 100.0)
+    assert t.memory == before and first.why == healing.WHY_BELOW_THRESHOLD
+    assert t.decide(*BAD, 100.0) == first  # the same question, the same answer
+    t.commit(first)
+    assert t.memory.bad_checks == 1
+    heal = t.decide(*BAD, 105.0)
+    assert (heal.action, heal.attempt, t.attempt) == (healing.HEAL, 1, 0)
+
+
+def test_failed_attempts_count_toward_the_budget():
+    """record_attempt is called at every stop, recovered or not: three failed stops in the
+    window spend a budget of three."""
+    clock, t = FakeClock(), tracker(max_restarts=3, window_s=600)
+    for _ in range(3):
+        assert t.observe(*BAD, clock.advance(100)).action == healing.HEAL
+        t.record_attempt(clock.now)  # the stop failed: no recovery follows
+    assert t.restarts_in_window(clock.now) == 3
+    assert t.observe(*BAD, clock.advance(100)).action == healing.GIVE_UP
+
+
+def test_restore_under_a_changed_policy_drops_give_up_but_keeps_history():
+    t = tracker()
+    saved = {"attempt": 4, "restarts_at": [5.0, 6.0], "gave_up": True}
+    t.restore(saved, same_policy=False)
+    assert t.to_snapshot() == {"attempt": 0, "restarts_at": [5.0, 6.0], "gave_up": False}
+    t.restore(saved, same_policy=True)
+    assert t.to_snapshot() == {"attempt": 4, "restarts_at": [5.0, 6.0], "gave_up": True}
 
 
 def test_snapshot_round_trip_and_bad_snapshots():
     t = tracker()
     t.observe(*BAD, 5)
-    t.record_restart(5)
+    t.record_attempt(5)
     other = tracker()
     other.restore(t.to_snapshot())
     assert other.to_snapshot() == {"attempt": 1, "restarts_at": [5.0], "gave_up": False}

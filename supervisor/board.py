@@ -1,0 +1,183 @@
+"""The status board: the one place that publishes what each service looks like.
+
+Each worker hands it a snapshot (the saved-state schema: status, reason, container, phase,
+hold, memory, next action); the board logs `service.status` when status, reason or
+container change, keeps systemd's STATUS= summary, serves the metrics rows and the state
+file's contents, and sends READY once every service was looked at. It decides nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import healing
+from .engine import Observation
+from .gate import Facts, may_heal, next_action, present
+from .logs import log_event
+from .notify import Notifier
+from .policy import Policy
+from .status import REASON_ENGINE_UNREACHABLE, Status
+
+log = logging.getLogger("supervisor.agent")
+
+SUMMARY_ORDER = ("running", "starting", "stopped", "error", "healing", "held", "unchecked")
+
+
+class Board:
+    def __init__(self, notifier: Notifier, request_save: Callable[[], Any]) -> None:
+        self._notifier = notifier
+        self._request_save = request_save
+        self._lock = threading.Lock()
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._waiting: set[str] = set()
+        self._ready = False
+        self._line = ""
+
+    def expect(self, services: Iterable[str]) -> None:
+        """These services exist: READY waits until each was looked at."""
+        with self._lock:
+            for service in services:
+                self._rows.setdefault(service, {})
+                if not self._ready:
+                    self._waiting.add(service)
+
+    def drop(self, service: str) -> None:
+        with self._lock:
+            self._rows.pop(service, None)
+            self._waiting.discard(service)
+        self._after_change()
+
+    def publish(self, service: str, row: dict[str, Any], detail: str | None = None) -> None:
+        with self._lock:
+            if service not in self._rows:
+                return  # removed meanwhile
+            before = self._rows[service]
+            self._rows[service] = row
+            self._waiting.discard(service)
+        shown = (row.get("status"), row.get("reason"), row.get("container"))
+        if shown != (before.get("status"), before.get("reason"), before.get("container")):
+            status = row.get("status")
+            calm = status in (Status.RUNNING, Status.STARTING)
+            reason = row.get("reason")
+            log_event(
+                log,
+                logging.INFO if calm else logging.WARNING,
+                "service.status",
+                f"{service} {status}" + (f" ({reason})" if reason else ""),
+                service=service,
+                container=row.get("container"),
+                status=status,
+                reason=reason,
+                detail=detail,
+            )
+        if row != before:
+            self._request_save()
+        self._after_change()
+
+    def _after_change(self) -> None:
+        line = self.summary()
+        with self._lock:
+            changed, self._line = line != self._line, line
+            ready_now = not self._ready and not self._waiting
+            self._ready = self._ready or ready_now
+        if ready_now:
+            self._notifier.ready(line)
+            log_event(log, logging.INFO, "agent.ready", "every service checked once", summary=line)
+        elif changed and self._ready:
+            self._notifier.status(line)
+
+    @property
+    def ready(self) -> bool:
+        with self._lock:
+            return self._ready
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS: "12 services: 11 running, 1 healing"."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            rows = list(self._rows.values())
+        for row in rows:
+            if row.get("healing"):
+                key = "healing"
+            elif row.get("reason") == "held":
+                key = "held"
+            else:
+                key = row.get("status") or "unchecked"
+            counts[key] = counts.get(key, 0) + 1
+        parts = [f"{counts[k]} {k}" for k in SUMMARY_ORDER if counts.get(k)]
+        return f"{len(rows)} services: " + ", ".join(parts)
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {s: dict(r) for s, r in self._rows.items() if r}
+
+    def row(self, service: str) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._rows.get(service) or {})
+
+    def metric_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "service": service,
+                "status": row.get("status"),
+                "restarts": row.get("restarts_in_window", 0),
+                "healing": bool(row.get("healing")),
+                "held": row.get("reason") == "held",
+                "gave_up": bool(row.get("gave_up")),
+            }
+            for service, row in self.rows().items()
+        ]
+
+
+def make_facts(
+    policy: Policy,
+    seen: Observation,
+    tracker: healing.RestartTracker,
+    now: float,
+    held_until: float | None,
+    **live: bool,
+) -> Facts:
+    """The gate's facts for one service; `live` adds what only a running agent knows
+    (supervised, stopping, settling)."""
+    return Facts(
+        engine_ok=seen.reason != REASON_ENGINE_UNREACHABLE,
+        manual_stop=seen.manual_stop,
+        held=held_until is not None and now < held_until,
+        healthy=seen.is_healthy,
+        healable=healing.is_healable(seen.status, seen.reason, policy.heal.on),
+        gave_up=tracker.gave_up,
+        in_grace=seen.started_at is not None and now - seen.started_at < policy.check.grace_s,
+        budget_left=tracker.budget_left(now),
+        **live,
+    )
+
+
+def build_row(
+    policy: Policy,
+    seen: Observation,
+    facts: Facts,
+    tracker: healing.RestartTracker,
+    now: float,
+    **memory: Any,
+) -> dict[str, Any]:
+    """One service's row: what it shows, what it remembers, and what happens next. The
+    agent saves it and the `status` command prints it, from the same facts and gate."""
+    status, reason = present(seen.status, seen.reason, facts)
+    delay_s = healing.compute_backoff_delay_s(tracker.attempt + 1, policy.heal.backoff, lambda: 0.5)
+    phase = memory.get("phase")
+    return {
+        "status": str(status),
+        "reason": reason,
+        "container": seen.container.name if seen.container else None,
+        "container_id": seen.container.id if seen.container else None,
+        "healing": phase is not None,
+        "restarts_in_window": tracker.restarts_in_window(now),
+        "next_action": next_action(
+            may_heal(facts), tracker.attempt, delay_s, memory.get("held_until"), now, phase
+        ),
+        **memory,
+        **tracker.to_snapshot(),
+    }

@@ -1,0 +1,371 @@
+"""One heal cycle as steps: backoff, queued, stopping, pausing, starting, ready, dependents.
+
+A cycle belongs to its service's worker and runs on the worker's messages: timers wake it,
+the runner grants its slot and reports its effects. The gate is asked when the backoff
+ends and when the slot comes; from the stop on, the cycle always starts what it stopped
+(the journal's intent is written before the stop is sent). Waiting for health is reading
+the worker's looks, probes included, for a start made after this cycle's stop.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .errors import ContainerGone
+from .gate import Verdict, may_heal
+from .journal import DEPENDENT, Intent
+from .logs import log_event
+from .manager import (
+    FAILED_GONE,
+    FAILED_NOT_READY,
+    FAILED_START,
+    FAILED_STOP,
+    FAILED_TAKEN_OVER,
+    describe_error,
+)
+from .messages import EffectDone, SlotGranted, Wake
+
+if TYPE_CHECKING:
+    from .engine import Observation
+    from .worker import Worker
+
+log = logging.getLogger("supervisor.agent")
+
+BACKOFF = "backoff"
+QUEUED = "queued"
+STOPPING = "stopping"
+PAUSING = "pausing"
+STARTING = "starting"
+READY = "ready"
+DEPENDENTS = "dependents"
+PRE_STOP = frozenset({BACKOFF, QUEUED})
+
+# What the stop and start effects report.
+CANCELLED = "cancelled"
+TOOK_DOWN = "took_down"
+WAS_DOWN = "was_down"
+STARTED = "started"
+TAKEN_OVER = "taken_over"
+SKIPPED = "skipped"
+
+
+class Cycle:
+    def __init__(self, worker: Worker, token: int, attempt: int, seen: Observation) -> None:
+        self.w = worker
+        self.ctx = worker.ctx
+        self.token = token
+        self.attempt = attempt
+        self.phase = BACKOFF
+        self.timer: Any = None
+        self.has_slot = False
+        self.container = seen.container
+        self.reason = seen.reason  # what was wrong: a recovery's notification says it
+        self.stop_at: float | None = None
+        self.stop_error: str | None = None
+        self.intent_key: str | None = None
+        self.was_running = True
+
+    def begin(self, delay_s: float) -> None:
+        if delay_s > 0:
+            self._wait(BACKOFF, delay_s)  # the wait holds no slot
+        else:
+            self._ask_slot()
+
+    def handle(self, message: Wake | SlotGranted | EffectDone) -> None:
+        if isinstance(message, Wake):
+            if message.step != self.phase:
+                return
+            self.timer = None
+            if self.phase == BACKOFF:
+                verdict = self._ask_gate()
+                if verdict.allowed:
+                    self._ask_slot()
+                else:
+                    self._cancel(verdict.why)
+            elif self.phase == PAUSING:
+                self._start()
+            elif self.phase == READY:
+                seen = self.w.seen
+                detail = f"{seen.status} {seen.reason}" if seen else None
+                self._finish(False, FAILED_NOT_READY, detail)
+        elif isinstance(message, SlotGranted):
+            if self.phase == QUEUED:
+                self._go()
+        elif message.step == STOPPING:
+            if message.value == CANCELLED:
+                self._cancel("held, removed or stopped by hand before the stop")
+            else:
+                self.was_running = message.value != WAS_DOWN
+                if not self.was_running:
+                    self.ctx.journal.note_was_down(self.intent_key or "")
+                self._stopped(message.error)
+        elif message.step == STARTING:
+            self._started(message.error, message.value)
+        elif message.step == DEPENDENTS:
+            self._dependents_done(message.value or [], message.error)
+
+    def look(self, seen: Observation) -> None:
+        """Every look of the worker's while this cycle runs: is it ready yet?"""
+        if self.phase == READY and self.w.is_ready(seen, self.stop_at or 0.0):
+            self._recovered()
+
+    def interrupt(self, why: str) -> None:
+        """Pause, reset, a changed policy, removal or shutdown. Before the stop, the cycle
+        is cancelled; after it, the start still happens (a shutdown cuts the pause short)."""
+        if self.phase in PRE_STOP or self.phase == READY:
+            self._cancel(why)
+        elif self.phase == PAUSING and why == "stopping":
+            self._start()
+
+    # Steps.
+
+    def _wait(self, step: str, delay_s: float) -> None:
+        self.phase = step
+        self.timer = self.ctx.timers.call_later(delay_s, self.w.post, Wake(self.token, step))
+
+    def _ask_gate(self) -> Verdict:
+        seen = self.w.observe()
+        self.w.seen = seen
+        return may_heal(self.w.facts(seen, self.w.now()))
+
+    def _ask_slot(self) -> None:
+        self.phase = QUEUED
+        active = self.ctx.runner.want_slot(self.w, self.token)
+        if active is None:
+            self._go()
+        else:
+            log_event(
+                log,
+                logging.INFO,
+                "heal.queued",
+                "heal queued behind others",
+                service=self.w.service,
+                attempt=self.attempt,
+                active=active,
+            )
+
+    def _go(self) -> None:
+        self.has_slot = True
+        verdict = self._ask_gate()
+        if not verdict.allowed:
+            self._cancel(verdict.why)
+            return
+        policy, container = self.w.policy, self.w.seen.container
+        compose = policy.heal.scope == "compose"
+        if not compose and container is None:
+            self._finish(False, FAILED_GONE, None)
+            return
+        now = self.w.now()
+        self.stop_at, self.container = now, container
+        self.w.tracker.record_attempt(now)
+        if compose:
+            intent = Intent.for_compose(self.w.service, container.id if container else None, now)
+        else:
+            intent = Intent.for_container(self.w.service, container.id, now)
+        self.intent_key = intent.key
+        self.phase = STOPPING
+        log_event(
+            log,
+            logging.INFO,
+            "heal.stopping",
+            "stopping for heal",
+            service=self.w.service,
+            container=container.name if container else None,
+            attempt=self.attempt,
+            scope=policy.heal.scope,
+        )
+        self.w.publish()  # the attempt is in the row the intent's write-through saves
+        journal, manager, worker = self.ctx.journal, self.w.manager, self.w
+
+        def stop() -> str:
+            if not worker.may_stop_now(container):
+                return CANCELLED
+            journal.record(intent)  # until the engine answers, it may have been running
+            return TOOK_DOWN if manager.stop_step(container) else WAS_DOWN
+
+        self.ctx.runner.effect(self.w, self.token, STOPPING, stop)
+
+    def _stopped(self, error: Exception | None) -> None:
+        if error is not None:
+            # The stop may have half happened: start anyway, so nothing stays down.
+            self.stop_error = describe_error(error)
+            self._start()
+            return
+        log_event(
+            log,
+            logging.INFO,
+            "heal.stopped",
+            "stopped for heal",
+            service=self.w.service,
+            container=self.container.name if self.container else None,
+            scope=self.w.policy.heal.scope,
+        )
+        pause_s = 0.0 if self.ctx.stopping() else self.w.policy.heal.pause_s
+        if pause_s > 0:
+            self._wait(PAUSING, pause_s)
+        else:
+            self._start()
+
+    def _start(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.phase = STARTING
+        worker, manager, container, ran = self.w, self.w.manager, self.container, self.was_running
+
+        def start() -> str:
+            if not ran and not worker.may_stop_now(None):
+                return SKIPPED  # the engine said it was down already; held or removed now
+            return STARTED if manager.start_step(container) else TAKEN_OVER
+
+        self.ctx.runner.effect(self.w, self.token, STARTING, start)
+
+    def _started(self, error: Exception | None, outcome: str | None) -> None:
+        journal, key = self.ctx.journal, self.intent_key or ""
+        if error is None or isinstance(error, ContainerGone):
+            # Started (the engine's answer is the start, seen), left to an operator, or
+            # nothing left to start: the intent is done with.
+            journal.clear(key)
+        else:
+            journal.release(key)  # still down: the keeper owns the intent now
+        if outcome == TAKEN_OVER:
+            self._finish(False, FAILED_TAKEN_OVER, "stopped by hand during the cycle")
+        elif outcome == SKIPPED:
+            self._cancel("held or removed; it was down before the stop")
+        elif isinstance(error, ContainerGone):
+            self._finish(False, FAILED_GONE, describe_error(error))
+        elif error is not None:
+            self._finish(False, FAILED_START, describe_error(error))
+        elif self.stop_error is not None:
+            self._finish(False, FAILED_STOP, self.stop_error)
+        elif self.ctx.stopping():
+            self._cancel("stopping")
+        else:
+            self._wait(READY, self.w.policy.heal.ready_timeout_s)
+            self.look(self.w.observe())
+
+    def _recovered(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.w.tracker.record_recovered(self.w.now())
+        self._report(True, None, None)
+        w = self.w
+        facts = w.facts(w.seen, w.now()) if w.seen else None
+        if w.policy.heal.dependents != "restart" or facts is None or facts.held or facts.stopping:
+            self._end()
+            return
+        self.phase = DEPENDENTS
+        journal, service, clock = self.ctx.journal, w.service, w.now
+        earlier = self.container.id if self.container else None
+
+        def before_stop(dependent: Any) -> str:
+            intent = Intent.for_container(service, dependent.id, clock(), DEPENDENT)
+            journal.record(intent)
+            return intent.key
+
+        def after_start(key: str, started: bool) -> None:
+            if started:
+                journal.clear(key)
+            else:
+                journal.release(key)
+
+        self.ctx.runner.effect(
+            w,
+            self.token,
+            DEPENDENTS,
+            lambda: w.manager.restart_dependents(earlier, before_stop, after_start),
+        )
+
+    def _dependents_done(self, outcomes: list[Any], error: Exception | None) -> None:
+        for outcome in outcomes:
+            log_event(
+                log,
+                logging.ERROR if outcome.error else logging.INFO,
+                "heal.dependent",
+                f"dependent {outcome.action}",
+                service=self.w.service,
+                dependent=outcome.container,
+                why=outcome.why,
+                action=outcome.action,
+                error=outcome.error,
+            )
+        if error is not None:
+            log_event(
+                log,
+                logging.ERROR,
+                "heal.error",
+                "restarting dependents raised",
+                service=self.w.service,
+                error=f"{type(error).__name__}: {error}",
+            )
+        self._end()
+
+    # Endings.
+
+    def _finish(self, recovered: bool, why: str | None, detail: str | None) -> None:
+        self._report(recovered, why, detail)
+        self._end()
+
+    def _report(self, recovered: bool, why: str | None, detail: str | None) -> None:
+        w, now = self.w, self.w.now()
+        duration_s = round(now - self.stop_at, 3) if self.stop_at is not None else 0.0
+        fields = dict(
+            service=w.service,
+            container=self.container.name if self.container else None,
+            attempt=self.attempt,
+            duration_s=duration_s,
+        )
+        if recovered:
+            log_event(log, logging.INFO, "heal.recovered", "healthy again", **fields)
+        else:
+            log_event(
+                log,
+                logging.ERROR,
+                "heal.failed",
+                "heal failed",
+                **fields,
+                reason=why,
+                detail=detail,
+            )
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.healed(w.service, recovered, duration_s)
+        self.ctx.notify(
+            w.policy.notify,
+            "heal.recovered" if recovered else "heal.failed",
+            **fields,
+            reason=why or self.reason,
+        )
+        w.last_heal = {
+            "at": now,
+            "attempt": self.attempt,
+            "result": "recovered" if recovered else "failed",
+            "reason": why,
+            "duration_s": duration_s,
+        }
+
+    def _cancel(self, why: str) -> None:
+        seen = self.w.seen
+        log_event(
+            log,
+            logging.INFO,
+            "heal.cancelled",
+            "heal cancelled",
+            service=self.w.service,
+            attempt=self.attempt,
+            why=why,
+            status=str(seen.status) if seen else None,
+            reason=seen.reason if seen else None,
+        )
+        self._end()
+
+    def _end(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.has_slot:
+            self.ctx.runner.release(self.w)
+        else:
+            self.ctx.runner.withdraw(self.w)
+        self.w.cycle = None
+        self.w.publish()

@@ -1,0 +1,87 @@
+"""The router: which services a container event concerns, and telling their workers.
+
+It runs on the view's event thread and must never wait on a service: it looks the container
+up in an index (container id -> services, kept by the workers as they find their
+containers) and posts a `Look` to each worker concerned. Only a container it does not know,
+or one whose identity may have changed (create, start, rename), is matched against the
+policies, and only that one container. A start also fulfils the journal's intents for it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .dispatch import Dispatcher, Handler
+from .engine import discover, parse_started_at
+from .journal import Journal
+from .messages import Look
+from .view import ViewEvent
+
+# Actions after which a container may belong to other services than before.
+IDENTITY_ACTIONS = ("create", "start", "rename", "resync")
+
+
+class Router:
+    def __init__(self, dispatcher: Dispatcher, journal: Journal) -> None:
+        self._dispatcher = dispatcher
+        self._journal = journal
+        self._lock = threading.Lock()
+        self._workers: dict[str, Handler] = {}
+        self._index: dict[str, set[str]] = {}
+        self._claimed: dict[str, str | None] = {}
+
+    def add(self, worker: Handler) -> None:
+        with self._lock:
+            self._workers[worker.service] = worker
+
+    def remove(self, service: str) -> None:
+        with self._lock:
+            self._workers.pop(service, None)
+            self._set_claim(service, None)
+
+    def workers(self) -> list[Handler]:
+        with self._lock:
+            return list(self._workers.values())
+
+    def get(self, service: str) -> Handler | None:
+        with self._lock:
+            return self._workers.get(service)
+
+    def claim(self, service: str, container_id: str | None) -> None:
+        """The worker of `service` found this container (or none)."""
+        with self._lock:
+            if self._claimed.get(service) != container_id and service in self._workers:
+                self._set_claim(service, container_id)
+
+    def _set_claim(self, service: str, container_id: str | None) -> None:
+        old = self._claimed.pop(service, None)
+        if old is not None:
+            self._index.get(old, set()).discard(service)
+            if not self._index.get(old):
+                self._index.pop(old, None)
+        if container_id is not None:
+            self._claimed[service] = container_id
+            self._index.setdefault(container_id, set()).add(service)
+
+    def broadcast(self, cause: str) -> None:
+        for worker in self.workers():
+            self._dispatcher.post(worker, Look(cause))
+
+    def on_event(self, change: ViewEvent) -> None:
+        """The view's listener: route one applied event. Never blocks."""
+        verb = change.action.partition(":")[0]
+        container = change.container
+        if container is not None and verb in ("start", "restart"):
+            self._journal.seen_running(change.container_id, parse_started_at(container.state))
+        with self._lock:
+            names = set(self._index.get(change.container_id, ()))
+            candidates = list(self._workers.values())
+            concerned = [self._workers[n] for n in names if n in self._workers]
+        if container is not None and (verb in IDENTITY_ACTIONS or not names):
+            for worker in candidates:
+                policy = worker.policy
+                project = policy.compose.project if policy.compose else None
+                if worker.service not in names and discover(policy.match, project, [container]):
+                    concerned.append(worker)
+        for worker in concerned:
+            self._dispatcher.post(worker, Look("event"))

@@ -1,0 +1,328 @@
+"""One service's worker: the only writer of that service's state.
+
+Every input arrives as a message (messages.py) and is handled one at a time, quickly, with
+no I/O: the worker observes (the view and the prober's verdict, both in memory), asks the
+gate and the tracker, publishes to the board, and hands the heal cycle (cycle.py) its
+steps. What it must not do: call the engine, compose, the network or the disk itself, or
+wait for anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from . import healing
+from .board import Board, build_row, make_facts
+from .cycle import Cycle
+from .dispatch import Dispatcher
+from .engine import Observation, observe_in
+from .gate import WATCH_ONLY, Facts, may_heal
+from .journal import COMPOSE, Journal
+from .liveness import EngineHealth
+from .logs import log_event
+from .manager import ServiceManager
+from .messages import EffectDone, Look, NewPolicy, Operator, Remove, Shutdown, SlotGranted, Wake
+from .policy import Policy
+from .prober import FAILED, OK, Prober
+from .runner import HealRunner
+from .status import REASON_ENGINE_UNREACHABLE, REASON_PROBE_FAILED, Status
+from .timers import Timers
+
+log = logging.getLogger("supervisor.agent")
+
+
+@dataclass
+class Context:
+    """The parts every worker shares; the composition root (agent.py) fills it in."""
+
+    view: Any  # view.ContainerView: containers(), is_manual_stop(), synced
+    engine: EngineHealth
+    prober: Prober
+    runner: HealRunner
+    journal: Journal
+    timers: Timers
+    dispatcher: Dispatcher
+    board: Board
+    claim: Callable[[str, str | None], None]
+    make_manager: Callable[[Policy], ServiceManager]
+    notify: Callable[..., None] = lambda *args, **kwargs: None
+    metrics: Any = None
+    dry_run: bool = False
+    stopping: Callable[[], bool] = lambda: False
+    rng: Callable[[], float] = random.random
+
+
+class Worker:
+    def __init__(self, policy: Policy, ctx: Context, saved: dict[str, Any] | None = None):
+        self.policy = policy
+        self.ctx = ctx
+        self.manager = ctx.make_manager(policy)
+        self.tracker = healing.RestartTracker(policy.heal, policy.check, ctx.rng)
+        self.digest = healing.policy_digest(policy)
+        self.held_until: float | None = None
+        self.manual_stop: str | None = None
+        self.last_heal: dict[str, Any] | None = None
+        self.supervised = True
+        # Set once, by the agent's reload, the moment the service is removed: the one field
+        # another thread writes, so that a stop already asked for is not sent after that.
+        self.retired = False
+        self.cycle: Cycle | None = None
+        self.token = 0
+        self.seen: Observation | None = None
+        if saved:
+            self._restore(saved)
+
+    @property
+    def service(self) -> str:
+        return self.policy.service
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.tracker.restore(saved, same_policy=saved.get("policy_digest") == self.digest)
+        last_heal = saved.get("last_heal")
+        self.last_heal = last_heal if isinstance(last_heal, dict) else None
+        held = saved.get("held_until")
+        self.held_until = float(held) if isinstance(held, int | float) else None
+        manual = saved.get("manual_stop")
+        self.manual_stop = manual if isinstance(manual, str) else None
+
+    def post(self, message: Any) -> None:
+        self.ctx.dispatcher.post(self, message)
+
+    def now(self) -> float:
+        return self.ctx.timers.now()
+
+    # Messages.
+
+    def handle(self, message: Any) -> None:
+        if isinstance(message, Look):
+            self.look(message.cause)
+        elif isinstance(message, Wake | SlotGranted | EffectDone):
+            if self.cycle is not None and self.cycle.token == message.token:
+                self.cycle.handle(message)
+                self.publish()
+            elif isinstance(message, SlotGranted):
+                self.ctx.runner.release(self)  # a slot for a cycle that is over
+        elif isinstance(message, Operator):
+            self._operator(message)
+        elif isinstance(message, NewPolicy):
+            self._new_policy(message.policy)
+        elif isinstance(message, Remove):
+            self.supervised = False
+            if self.cycle is not None:
+                self.cycle.interrupt("removed")
+        elif isinstance(message, Shutdown) and self.cycle is not None:
+            self.cycle.interrupt("stopping")
+
+    # Looking.
+
+    def observe(self) -> Observation:
+        """Docker's view of the service, made worse by a failed agent-side probe."""
+        view = self.ctx.view
+        if not view.synced or not self.ctx.engine.ok:
+            return Observation(Status.ERROR, REASON_ENGINE_UNREACHABLE)
+        seen = observe_in(self.policy, view.containers(), view.is_manual_stop)
+        running = seen.status is Status.RUNNING
+        self.ctx.prober.aim(self.service, seen.container if running else None, seen.started_at)
+        if running:
+            verdict, error = self.ctx.prober.verdict(self.service, seen.started_at)
+            if verdict == FAILED:
+                seen = replace(seen, status=Status.ERROR, reason=REASON_PROBE_FAILED, detail=error)
+        return seen
+
+    def is_ready(self, seen: Observation, since: float) -> bool:
+        """Healthy after a start made at or after `since` (probes included, when there is one)."""
+        if not seen.is_healthy or seen.started_at is None or seen.started_at < since:
+            return False
+        if not self.ctx.prober.has_probe(self.service):
+            return True
+        return self.ctx.prober.verdict(self.service, seen.started_at)[0] == OK
+
+    def may_stop_now(self, container: Any) -> bool:
+        """Asked by a stop effect as it runs (on the effects pool): a hold, a removal, a stop
+        of the agent or a stop by hand that came after the slot was granted wins."""
+        held = self.held_until is not None and self.now() < self.held_until
+        manual = container is not None and self.ctx.view.is_manual_stop(container.id)
+        return not (self.retired or held or self.ctx.stopping() or manual)
+
+    def facts(self, seen: Observation, now: float) -> Facts:
+        return make_facts(
+            self.policy,
+            seen,
+            self.tracker,
+            now,
+            self.held_until,
+            supervised=self.supervised and not self.retired,
+            stopping=self.ctx.stopping(),
+            settling=self.ctx.engine.settling(now),
+        )
+
+    def look(self, cause: str) -> None:
+        now = self.now()
+        seen = self.observe()
+        self.seen = seen
+        if seen.reason != REASON_ENGINE_UNREACHABLE:
+            self.ctx.claim(self.service, seen.container.id if seen.container else None)
+            self._note_manual_stop(seen)
+            self._note_compose_start(seen)
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.checked(self.service)
+        facts = self.facts(seen, now)
+        if self.cycle is not None:
+            self.cycle.look(seen)
+        elif may_heal(facts).why not in WATCH_ONLY:
+            decision = self.tracker.decide(seen.status, seen.reason, now, seen.started_at)
+            self._act(decision, seen)
+        self.publish()
+
+    def _note_manual_stop(self, seen: Observation) -> None:
+        if seen.manual_stop and not seen.is_healthy and seen.container is not None:
+            self.manual_stop = seen.container.id
+        elif seen.status is not Status.STOPPED or not seen.manual_stop:
+            self.manual_stop = None
+
+    def _note_compose_start(self, seen: Observation) -> None:
+        """A compose-scope intent is fulfilled once the service runs from a start after it."""
+        intent = self.ctx.journal.get(f"{COMPOSE}:{self.service}")
+        if intent is None or seen.container is None or seen.started_at is None:
+            return
+        if seen.status in (Status.RUNNING, Status.STARTING) and seen.started_at >= intent.at:
+            self.ctx.journal.clear(intent.key)
+
+    def _act(self, decision: healing.Decision, seen: Observation) -> None:
+        fields = self.fields(seen)
+        if decision.action == healing.HEAL:
+            log_event(
+                log,
+                logging.WARNING,
+                "heal.started",
+                "would heal (dry run)" if self.ctx.dry_run else "heal started",
+                **fields,
+                attempt=decision.attempt,
+                delay_s=round(decision.delay_s, 3),
+                scope=self.policy.heal.scope,
+            )
+            if self.ctx.dry_run:
+                # Nothing is done, so nothing escalates: the next bad check decides the same.
+                same = replace(decision.memory, attempt=self.tracker.attempt)
+                self.tracker.commit(replace(decision, memory=same))
+                return
+            self.tracker.commit(decision)
+            self.token += 1
+            self.cycle = Cycle(self, self.token, decision.attempt, seen)
+            self.cycle.begin(decision.delay_s)
+            return
+        self.tracker.commit(decision)
+        if decision.action == healing.GIVE_UP:
+            log_event(
+                log,
+                logging.ERROR,
+                "heal.gave_up",
+                "crash loop: giving up",
+                **fields,
+                attempt=decision.attempt,
+                restarts=self.tracker.restarts_in_window(self.now()),
+                window_s=self.policy.heal.window_s,
+            )
+            if self.ctx.metrics is not None:
+                self.ctx.metrics.gave_up(self.service)
+            self.ctx.notify(
+                self.policy.notify,
+                "heal.gave_up",
+                service=self.service,
+                container=fields["container"],
+                reason=seen.reason,
+                attempt=decision.attempt,
+            )
+        elif decision.why == healing.WHY_BELOW_THRESHOLD:
+            log_event(
+                log,
+                logging.INFO,
+                "heal.pending",
+                "bad check below the failure threshold",
+                **fields,
+                bad_checks=self.tracker.memory.bad_checks,
+                failures=self.policy.check.failures,
+            )
+        elif decision.action == healing.RESET:
+            log_event(log, logging.INFO, "heal.reset", "backoff reset", **fields, why=decision.why)
+
+    def fields(self, seen: Observation | None) -> dict[str, Any]:
+        seen = seen or self.seen
+        return {
+            "service": self.service,
+            "container": seen.container.name if seen and seen.container else None,
+            "status": str(seen.status) if seen else None,
+            "reason": seen.reason if seen else None,
+            "detail": seen.detail if seen else None,
+        }
+
+    # Operators and reloads.
+
+    def _operator(self, command: Operator) -> None:
+        if command.action == "pause":
+            self.held_until = command.until
+            log_event(
+                log,
+                logging.INFO,
+                "service.held",
+                "held: watched, not healed",
+                service=self.service,
+                held_until=command.until,
+            )
+            if self.cycle is not None:
+                self.cycle.interrupt("held")
+        elif command.action == "resume":
+            self.held_until = None
+            log_event(log, logging.INFO, "service.resumed", "no longer held", service=self.service)
+        else:
+            self.tracker.reset()
+            log_event(
+                log,
+                logging.INFO,
+                "heal.reset",
+                "backoff and give-up cleared",
+                service=self.service,
+                why="operator",
+            )
+            if self.cycle is not None:
+                self.cycle.interrupt("reset")
+        self.look("command")
+        if command.done is not None:
+            command.done()
+
+    def _new_policy(self, policy: Policy) -> None:
+        """A changed policy starts afresh (no give-up, attempt 1) but keeps its history."""
+        history = self.tracker.memory.restarts_at
+        self.policy = policy
+        self.digest = healing.policy_digest(policy)
+        self.manager = self.ctx.make_manager(policy)
+        self.tracker = healing.RestartTracker(policy.heal, policy.check, self.ctx.rng)
+        self.tracker.memory = replace(self.tracker.memory, restarts_at=history)
+        if self.cycle is not None:
+            self.cycle.interrupt("policy_changed")
+        self.look("policy")
+
+    # Publishing.
+
+    def publish(self) -> None:
+        seen = self.seen
+        if seen is None or not self.supervised:
+            return
+        now = self.now()
+        row = build_row(
+            self.policy,
+            seen,
+            self.facts(seen, now),
+            self.tracker,
+            now,
+            phase=self.cycle.phase if self.cycle else None,
+            held_until=self.held_until,
+            manual_stop=self.manual_stop,
+            last_heal=self.last_heal,
+            policy_digest=self.digest,
+        )
+        self.ctx.board.publish(self.service, row, seen.detail)
