@@ -293,7 +293,17 @@ class Agent:
         until = command.until
         if command.action == "pause" and until is None:
             until = HELD_FOREVER
-        self.dispatcher.post(worker, Operator(command.action, until, done))
+
+        def acknowledge() -> None:
+            # Answered once it is on disk: an agent killed right after still knows.
+            if self._writer is not None:
+                self._writer.write_through()
+            done()
+
+        def took_effect() -> None:
+            self.timers.call_later(0, acknowledge, io=True)
+
+        self.dispatcher.post(worker, Operator(command.action, until, took_effect))
 
     def stop(self) -> None:
         """Stop deciding; let cycles in flight start what they stopped; save state."""

@@ -10,6 +10,7 @@ the worker's looks, probes included, for a start made after this cycle's stop.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import ContainerGone
@@ -65,6 +66,7 @@ class Cycle:
         self.stop_error: str | None = None
         self.intent_key: str | None = None
         self.was_running = True
+        self.looked_running = True
 
     def begin(self, delay_s: float) -> None:
         if delay_s > 0:
@@ -93,10 +95,16 @@ class Cycle:
             if self.phase == QUEUED:
                 self._go()
         elif message.step == STOPPING:
-            if message.value == CANCELLED:
+            outcome, at = message.value or (None, self.stop_at)
+            if self.stop_at is not None and at != self.stop_at:
+                # The budget counts the attempt from when the stop was really sent.
+                self.w.tracker.retime_attempt(self.stop_at, at)
+                self.stop_at = at
+            if outcome == CANCELLED:
                 self._cancel("held, removed or stopped by hand before the stop")
             else:
-                self.was_running = message.value != WAS_DOWN
+                # The engine's answer when it gave one; after a failed stop, the last look.
+                self.was_running = self.looked_running if message.error else outcome != WAS_DOWN
                 if not self.was_running:
                     self.ctx.journal.note_was_down(self.intent_key or "")
                 self._stopped(message.error)
@@ -158,6 +166,7 @@ class Cycle:
             return
         now = self.w.now()
         self.stop_at, self.container = now, container
+        self.looked_running = bool(container and (container.state or {}).get("Running"))
         self.w.tracker.record_attempt(now)
         if compose:
             intent = Intent.for_compose(self.w.service, container.id if container else None, now)
@@ -178,11 +187,13 @@ class Cycle:
         self.w.publish()  # the attempt is in the row the intent's write-through saves
         journal, manager, worker = self.ctx.journal, self.w.manager, self.w
 
-        def stop() -> str:
+        def stop() -> tuple[str, float]:
+            at = worker.now()
             if not worker.may_stop_now(container):
-                return CANCELLED
-            journal.record(intent)  # until the engine answers, it may have been running
-            return TOOK_DOWN if manager.stop_step(container) else WAS_DOWN
+                return CANCELLED, at
+            # Stamped as it is written, just before the stop: only a later start fulfils it.
+            journal.record(replace(intent, at=at))
+            return (TOOK_DOWN if manager.stop_step(container) else WAS_DOWN), at
 
         self.ctx.runner.effect(self.w, self.token, STOPPING, stop)
 

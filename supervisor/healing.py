@@ -174,6 +174,11 @@ class RestartTracker:
         kept = tuple(t for t in self.memory.restarts_at if t > cutoff)
         self.memory = replace(self.memory, restarts_at=(*kept, now))
 
+    def retime_attempt(self, recorded_at: float, sent_at: float) -> None:
+        """The attempt recorded at `recorded_at` reached the engine at `sent_at`."""
+        times = tuple(sent_at if t == recorded_at else t for t in self.memory.restarts_at)
+        self.memory = replace(self.memory, restarts_at=times)
+
     def record_recovered(self, now: float) -> None:
         """The heal ended with a healthy container: continuous health counts from now."""
         self.memory = replace(self.memory, healthy_since=now)

@@ -100,7 +100,7 @@ class Journal:
             keys = [
                 k
                 for k, i in self._intents.items()
-                if i.container_id == container_id and started_at is not None and started_at >= i.at
+                if i.container_id == container_id and started_at is not None and started_at > i.at
             ]
         return any([self.clear(k) for k in keys])
 
@@ -146,7 +146,7 @@ def judge(
     whether its service may be acted on now (not held, not removed)."""
     if gone or taken_over:
         return DONE
-    if started_at is not None and started_at >= intent.at:
+    if started_at is not None and started_at > intent.at:
         return DONE  # started again after the stop: fulfilled
     if not intent.was_running and not may_act:
         return DONE  # it was down already; the operator holds it now

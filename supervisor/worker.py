@@ -135,7 +135,7 @@ class Worker:
 
     def is_ready(self, seen: Observation, since: float) -> bool:
         """Healthy after a start made at or after `since` (probes included, when there is one)."""
-        if not seen.is_healthy or seen.started_at is None or seen.started_at < since:
+        if not seen.is_healthy or seen.started_at is None or seen.started_at <= since:
             return False
         if not self.ctx.prober.has_probe(self.service):
             return True
@@ -143,10 +143,13 @@ class Worker:
 
     def may_stop_now(self, container: Any) -> bool:
         """Asked by a stop effect as it runs (on the effects pool): a hold, a removal, a stop
-        of the agent or a stop by hand that came after the slot was granted wins."""
-        held = self.held_until is not None and self.now() < self.held_until
+        of the agent, a stop by hand or a smaller budget that came after the slot wins."""
+        now = self.now()
+        held = self.held_until is not None and now < self.held_until
         manual = container is not None and self.ctx.view.is_manual_stop(container.id)
-        return not (self.retired or held or self.ctx.stopping() or manual)
+        # The attempt under way is already counted; a reload may have lowered the budget.
+        spent = self.tracker.restarts_in_window(now) > self.policy.heal.max_restarts
+        return not (self.retired or held or self.ctx.stopping() or manual or spent)
 
     def facts(self, seen: Observation, now: float) -> Facts:
         return make_facts(
@@ -189,7 +192,7 @@ class Worker:
         intent = self.ctx.journal.get(f"{COMPOSE}:{self.service}")
         if intent is None or seen.container is None or seen.started_at is None:
             return
-        if seen.status in (Status.RUNNING, Status.STARTING) and seen.started_at >= intent.at:
+        if seen.status in (Status.RUNNING, Status.STARTING) and seen.started_at > intent.at:
             self.ctx.journal.clear(intent.key)
 
     def _act(self, decision: healing.Decision, seen: Observation) -> None:
@@ -280,6 +283,8 @@ class Worker:
             log_event(log, logging.INFO, "service.resumed", "no longer held", service=self.service)
         else:
             self.tracker.reset()
+            if self.cycle is not None and self.cycle.stop_at is not None:
+                self.tracker.record_attempt(self.cycle.stop_at)  # the one under way counts
             log_event(
                 log,
                 logging.INFO,
