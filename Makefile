@@ -10,7 +10,7 @@ PREFIX ?= /opt/docker-supervisor
 SYSCONFDIR ?= /etc/docker-supervisor
 UNITDIR ?= /etc/systemd/system
 
-.PHONY: demo demo-down test lint format engine venv images install clean
+.PHONY: demo demo-down test simulate lint format engine venv images install clean
 
 engine:
 	@scripts/ensure-engine
@@ -47,6 +47,12 @@ format: venv
 
 test: engine venv images
 	$(BIN)/pytest -q tests
+
+# The core on a simulated engine and clock, over many seeds (about a minute); `make test`
+# runs a shorter pass. A failing seed prints the command that replays it.
+SEEDS ?= 400
+simulate: venv
+	$(BIN)/python -m tests.simulation.run --seeds $(SEEDS)
 
 # The package in its own virtual environment, the unit, and the policies directory (the
 # examples go to examples/ beside it; nothing an operator wrote is overwritten).

@@ -1,0 +1,213 @@
+"""The core on a simulated engine and clock: random interleavings from seeds, with invariants
+checked at every step, and one scripted case for each interaction bug the redesign fixed.
+
+`make test` runs SIM_SEEDS seeds (default 40); `make simulate SEEDS=N` runs more.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+
+from supervisor.cycle import DEPENDENTS
+from supervisor.errors import EngineError, PolicyError
+from supervisor.policy import LoadResult, ProbePolicy
+from supervisor.state import Command, Saved
+
+from .run import replay_command
+from .world import POLICY_DIR, World, make_policies
+
+SEEDS = int(os.environ.get("SIM_SEEDS", "40"))
+STEPS = 600
+
+
+@pytest.mark.parametrize("block", range(4))
+def test_random_interleavings_keep_every_invariant(block):
+    failed = []
+    kills = heals = 0
+    for seed in range(block, SEEDS, 4):
+        world = World(seed, STEPS)
+        violations = world.run()
+        kills += world.kills
+        heals += len(world.log.events("heal.stopping"))
+        if violations:
+            failed.append(f"seed {seed}: {violations[0]}\n  replay: {replay_command(seed, STEPS)}")
+    assert not failed, "\n".join(failed)
+    # The sweep did reach what it is meant to explore.
+    assert heals > 0 and kills > 0
+
+
+def quiet_world(**kwargs) -> World:
+    """No random faults; the engine answers at once; every effect takes 10 ms."""
+    world = World(seed=7, faults=False, connect_after_s=0.0, **kwargs)
+    world.latency = lambda worker: 0.01
+    world.run_for(1.0)
+    return world
+
+
+def break_it(world: World, service: str) -> None:
+    cid = world.cid(service)
+    world.engine.containers[cid].broken = True
+    world.engine.set_health(cid, "unhealthy")
+
+
+def test_a_pause_during_the_backoff_wait_cancels_the_heal():
+    world = quiet_world()
+    break_it(world, "web")
+    world.run_for(12)  # attempt 1 stops, starts, stays unhealthy: not ready after 8 s
+    assert world.log.events("heal.failed", service="web", reason="not_ready")
+    for _ in range(200):  # the next check decides attempt 2, which first waits
+        cycle = world.worker("web").cycle
+        if cycle is not None and cycle.phase == "backoff":
+            break
+        world.run_for(0.05)
+    assert world.worker("web").cycle.phase == "backoff"
+    paused = []
+    world.agent.apply_command(Command("pause", "web"), lambda: paused.append(world.timers.now()))
+    world.run_for(30)
+    assert paused
+    assert world.agent_actions("web", "stop", since=paused[0]) == []
+    assert world.log.events("heal.cancelled", service="web", why="held")
+    # The checks went on: it is watched, shown held, and not healed.
+    assert world.agent.board.row("web")["reason"] == "held"
+    assert not world.violations
+
+
+def test_a_probe_added_by_a_reload_runs_and_a_removed_one_stops_failing_the_service():
+    plain = make_policies()
+    world = quiet_world(policies={"web": plain["web"]})
+    assert world.agent.prober.runs("web") == 0
+    probe = ProbePolicy(kind="tcp", port=80, period_s=1, failure_threshold=1)
+    probed = replace(plain["web"], check=replace(plain["web"].check, probe=probe))
+    hold = Command("pause", "web")
+    world.agent.apply_command(hold, lambda: None)  # watch only: the failure is not healed
+    world.agent.reload(LoadResult([probed], []), POLICY_DIR)
+    world.engine.containers[world.cid("web")].probe_ok = False
+    world.run_for(5)
+    assert world.agent.prober.runs("web") >= 3
+    assert world.worker("web").seen.reason == "probe_failed"
+    world.agent.reload(LoadResult([plain["web"]], []), POLICY_DIR)
+    world.run_for(6)
+    assert world.worker("web").seen.reason is None  # the removed probe's failure is gone
+    assert not world.violations
+
+
+def test_an_unusable_policies_directory_keeps_every_last_good_policy():
+    world = quiet_world()
+    before = sorted(w.service for w in world.agent.router.workers())
+    bad = LoadResult([], [PolicyError(str(POLICY_DIR), None, None, "writable by others")])
+    world.agent.reload(bad, POLICY_DIR)
+    world.run_for(2)
+    assert sorted(w.service for w in world.agent.router.workers()) == before
+    assert len(world.log.events("policy.unreadable")) == 1
+    assert world.log.events("policy.removed") == []
+    break_it(world, "web")
+    world.run_for(2)
+    assert world.agent_actions("web", "stop")  # still healed
+
+
+def test_a_slow_dependent_does_not_delay_another_services_heal():
+    world = quiet_world()
+    # Restarting db's dependents takes 8 s (a sidecar that ignores SIGTERM).
+    world.latency = lambda w: 8.0 if w and w.cycle and w.cycle.phase == DEPENDENTS else 0.01
+    break_it(world, "db")
+    world.engine.containers[world.cid("db")].broken = False  # healthy after its restart
+    world.run_for(3)
+    assert world.worker("db").cycle.phase == DEPENDENTS
+    unhealthy_at = world.timers.now()
+    break_it(world, "web")
+    world.run_for(1)
+    stops = world.agent_actions("web", "stop", since=unhealthy_at)
+    assert stops and stops[0].at - unhealthy_at < 0.1
+    assert world.worker("db").cycle.phase == DEPENDENTS  # still restarting its sidecar
+    world.run_for(10)
+    assert world.log.events("heal.dependent", service="db", action="restarted")
+    assert not world.violations
+
+
+def test_a_dependent_whose_start_fails_is_started_later_from_its_intent():
+    world = quiet_world()
+    sidecar = next(c for c, s in world.engine.containers.items() if s.network_mode)
+    real_start = world.engine.do_start
+    fail = {"left": 1}
+
+    def start_once_failing(cid, actor):
+        if cid == sidecar and actor == "agent" and fail["left"]:
+            fail["left"] -= 1
+            raise EngineError("simulated failure")
+        return real_start(cid, actor)
+
+    world.engine.do_start = start_once_failing
+    break_it(world, "db")
+    world.engine.containers[world.cid("db")].broken = False
+    world.run_for(4)
+    assert world.log.events("heal.dependent", service="db", action="failed")
+    assert any(i["container_id"] == sidecar for i in world.disk.intents)
+    world.run_for(5)
+    assert world.engine.containers[sidecar].running
+    assert world.log.events("heal.resumed", container_id=sidecar)
+    assert not world.violations
+
+
+def test_a_stop_by_hand_holds_through_a_slow_first_sync_after_a_restart():
+    first = quiet_world()
+    cid = first.cid("web")
+    first.engine.do_stop(cid, "operator")
+    first.run_for(2)
+    assert first.agent.board.row("web")["reason"] == "manual_stop"
+    first.store.flush()
+    saved = Saved(dict(first.disk.services), list(first.disk.intents))
+    second = World(seed=7, faults=False, saved=saved, connect_after_s=8.0)
+    second.latency = lambda worker: 0.01
+    second.engine.containers[cid].running = False
+    second.engine.containers[cid].exit_code = 143
+    second.run_for(30)
+    assert second.log.events("service.status", service="web", reason="manual_stop")
+    assert second.agent_actions("web", "start") == []
+    assert not second.engine.containers[cid].running
+
+
+def test_failed_stops_count_toward_the_budget_and_end_in_a_give_up():
+    world = quiet_world()
+
+    def refuse(container, timeout_s):
+        world.check_io_allowed()
+        raise EngineError("simulated: the stop is refused")
+
+    world.engine.stop = refuse  # every stop fails; starts work
+    break_it(world, "web")
+    world.run_for(60)
+    gave_up = world.log.events("heal.gave_up", service="web")
+    assert len(gave_up) == 1
+    failed = world.log.events("heal.failed", service="web")
+    assert [f["reason"] for f in failed] == ["stop_failed"] * 3
+    del world.engine.stop
+    world.run_for(30)  # give-up holds: no more attempts, no second notification
+    assert len(world.log.events("heal.stopping", service="web")) == 3
+    assert len(world.log.events("heal.gave_up", service="web")) == 1
+
+
+def test_a_probe_only_service_is_not_recovered_while_its_probe_fails():
+    world = quiet_world()
+    world.engine.containers[world.cid("api")].probe_ok = False
+    world.run_for(25)
+    assert world.log.events("heal.stopping", service="api")
+    assert world.log.events("heal.recovered", service="api") == []
+    assert world.log.events("heal.failed", service="api", reason="not_ready")
+
+
+def test_the_wait_for_health_needs_a_start_after_the_stop():
+    """The view still shows the container from before the stop: not a recovery."""
+    world = quiet_world()
+    break_it(world, "web")
+    world.engine.containers[world.cid("web")].broken = False
+    world.run_for(0.2)
+    cycle = world.worker("web").cycle
+    assert cycle is not None and cycle.stop_at is not None
+    seen = world.worker("web").seen
+    assert not world.worker("web").is_ready(replace(seen, status=seen.status), cycle.stop_at)
+    world.run_for(10)
+    recovered = world.log.events("heal.recovered", service="web")
+    assert len(recovered) == 1 and len(world.log.events("heal.stopping", service="web")) == 1

@@ -1,0 +1,602 @@
+"""A seeded world around the real core: containers that fail, events that come late, twice
+or never, an engine that goes away, operators who pause, reset, reload and stop by hand, and
+an agent killed at any step. Invariants are checked at every state change and every step.
+
+Replay a failing seed with: .venv/bin/python -m tests.simulation.run --seed N
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from supervisor.agent import Agent, Parts
+from supervisor.cycle import PRE_STOP
+from supervisor.errors import EngineError, PolicyError
+from supervisor.logs import setup_logging
+from supervisor.manager import ServiceManager
+from supervisor.policy import (
+    BackoffPolicy,
+    CheckPolicy,
+    ComposeRef,
+    HealPolicy,
+    LoadResult,
+    Match,
+    Policy,
+    ProbePolicy,
+)
+from supervisor.state import Command, Saved
+
+from .sim import (
+    Action,
+    Pending,
+    SimCompose,
+    SimContainer,
+    SimDispatcher,
+    SimEngine,
+    SimStore,
+    SimTimers,
+    run_probe_on,
+)
+
+CONCURRENCY = 2
+POLICY_DIR = Path("/sim/policies")
+PROJECT = "sim"
+
+FAST_HEAL = HealPolicy(
+    on=frozenset({"unhealthy", "exited"}),
+    stop_timeout_s=1,
+    pause_s=0.5,
+    ready_timeout_s=8,
+    backoff=BackoffPolicy(initial_s=1, factor=2, max_s=8, jitter=0.1),
+    max_restarts=3,
+    window_s=60,
+    reset_after_s=20,
+)
+
+
+def make_policies() -> dict[str, Policy]:
+    def policy(name, heal=FAST_HEAL, probe=None, project=PROJECT, compose=False):
+        return Policy(
+            service=name,
+            match=Match(compose_service=name),
+            compose=ComposeRef(Path("/sim/compose.yml"), project) if compose else None,
+            check=CheckPolicy(interval_s=5, probe=probe),
+            heal=heal,
+            source=POLICY_DIR / f"{name}.yaml",
+        )
+
+    probe = ProbePolicy(kind="tcp", port=80, period_s=2, failure_threshold=2)
+    return {
+        "web": policy("web"),
+        "api": policy("api", probe=probe),  # no Docker health check: the probe is all
+        "db": policy("db", heal=replace(FAST_HEAL, dependents="restart")),
+        "batch": policy("batch", heal=replace(FAST_HEAL, on=frozenset({"exited"}))),
+        "stack": policy(
+            "stack", heal=replace(FAST_HEAL, scope="compose"), project="other", compose=True
+        ),
+    }
+
+
+class World:
+    def __init__(
+        self,
+        seed: int,
+        steps: int = 600,
+        faults: bool = True,
+        policies: dict[str, Policy] | None = None,
+        saved: Saved | None = None,
+        connect_after_s: float | None = None,
+    ) -> None:
+        self.seed = seed
+        self.steps = steps
+        self.faults = faults
+        self.rng = random.Random(seed)
+        self.timers = SimTimers()
+        self.engine = SimEngine(self)
+        self.effects = Pending()
+        self.probes = Pending()
+        self.disk = saved or Saved()
+        self.latency: Any = None  # (the worker asking, or None) -> seconds; None: random
+        self.current: Any = None  # the worker handling a message now
+        self.connect_after_s = connect_after_s
+        self.log = _Captured()
+        self.violations: list[str] = []
+        self.io_allowed = False
+        self.policies = policies or make_policies()
+        self.in_force = dict(self.policies)  # what the last reload left supervised
+        self.held: dict[str, float] = {}  # service -> until, once the pause returned
+        self.removed: set[str] = set()
+        self.reset_at: dict[str, float] = {}
+        self.stops: dict[str, list[float]] = {}
+        self.last: dict[str, Action] = {}
+        self.owner: dict[str, str] = {}
+        self.kills = 0
+        self.trace: list[str] = []
+        for name in self.policies:
+            project = "other" if name == "stack" else PROJECT
+            cid = f"{name}-{seed}".ljust(12, "0")
+            labels = {"com.docker.compose.service": name, "com.docker.compose.project": project}
+            self.engine.containers[cid] = SimContainer(
+                cid, f"{project}-{name}-1", labels, has_health=name != "api"
+            )
+            self.owner[cid] = name
+        if "db" in self.policies:  # a sidecar in db's network namespace: its dependent
+            sidecar = f"sidecar-{seed}".ljust(12, "0")
+            self.engine.containers[sidecar] = SimContainer(
+                sidecar, "sim-sidecar-1", {}, network_mode=f"container:{self.cid('db')}"
+            )
+        if os.environ.get("SIM_VERBOSE"):
+            setup_logging("DEBUG", sys.stderr)
+        root = logging.getLogger("supervisor")
+        root.handlers = [h for h in root.handlers if not isinstance(h, _Captured)]
+        root.addHandler(self.log)
+        root.setLevel(logging.DEBUG)
+        root.propagate = False
+        self.boot()
+
+    def cid(self, service: str) -> str:
+        return next(c for c, s in self.owner.items() if s == service)
+
+    # The agent's life.
+
+    def boot(self) -> None:
+        self.dispatcher = SimDispatcher()
+        self.store: SimStore | None = None
+
+        def make_store(snapshot):
+            self.store = SimStore(self, snapshot)
+            return self.store
+
+        parts = Parts(
+            timers=self.timers,
+            dispatcher=self.dispatcher,
+            submit_effect=lambda fn: self.effects.add(self._latency(), fn),
+            submit_probe=lambda fn: self.probes.add(self.timers.now() + 0.05, fn),
+            make_store=make_store,
+            run_probe=run_probe_on(self.engine),
+            make_manager=lambda policy: ServiceManager(
+                policy,
+                self.engine,
+                compose=SimCompose(self.engine),
+                clock=self.timers.now,
+                sleep=lambda seconds: None,
+            ),
+            rng=self.rng.random,
+            saved=Saved(
+                {k: dict(v) for k, v in self.disk.services.items()},
+                [dict(i) for i in self.disk.intents],
+            ),
+        )
+        self.agent = Agent(
+            list(self.in_force.values()),
+            engine=self.engine,
+            clock=self.timers.now,
+            heal_concurrency=CONCURRENCY,
+            relist_s=20,
+            parts=parts,
+        )
+        self.agent.schedule()
+        # A slow boot too: the first listing may come seconds after the start.
+        delay_s = self.connect_after_s
+        if delay_s is None:
+            delay_s = self.rng.choice([0.0, 0.2, 3.0, 8.0])
+        self.timers.call_later(delay_s, self._connect)
+
+    def _connect(self) -> None:
+        if not self.engine.up:
+            self.timers.call_later(1.0, self._connect)
+            return
+        self.engine.events.clear()  # what happened while not listening is in the listing
+        with self._io():
+            try:
+                self.agent.view.connect()
+            except EngineError:
+                self.timers.call_later(1.0, self._connect)
+
+    def kill(self) -> None:
+        """SIGKILL: effects under way either reached the engine or not; unwritten state is
+        lost; the next agent starts from what is on disk."""
+        self.kills += 1
+        self.trace.append(f"{self.timers.now():.2f} kill")
+        for effect in list(self.effects.items):
+            if self.rng.random() < 0.5:
+                with self._io(), contextlib.suppress(Exception):
+                    effect.run()  # its answer goes to no one
+        self.effects.items.clear()
+        self.probes.items.clear()
+        self.timers.shutdown()
+        self.boot()
+
+    def graceful_restart(self) -> None:
+        """SIGTERM, then a new agent: shutdown cancels waits, cycles start what they stopped."""
+        self.trace.append(f"{self.timers.now():.2f} stop")
+        self.agent.begin_stop()
+        for _ in range(2000):
+            if self.agent.runner.active == 0 and not self.dispatcher.ready():
+                break
+            self._step_core()
+        if self.agent.runner.active:
+            self.violation("a graceful stop did not end its cycles")
+        if self.store is not None:
+            self.store.close()
+        self.effects.items.clear()
+        self.probes.items.clear()
+        self.timers.shutdown()
+        self.boot()
+
+    # Stepping.
+
+    def _latency(self) -> float:
+        if self.latency is not None:
+            return self.timers.now() + self.latency(self.current)
+        roll = self.rng.random()
+        extra = 0.01 if roll < 0.8 else 1.5 if roll < 0.95 else 9.0  # quick, late, hung
+        return self.timers.now() + extra
+
+    def _io(self):
+        world = self
+
+        class Allowed:
+            def __enter__(self):
+                world.io_allowed = True
+
+            def __exit__(self, *exc):
+                world.io_allowed = False
+
+        return Allowed()
+
+    def check_io_allowed(self) -> None:
+        if not self.io_allowed:
+            self.violation("engine I/O outside an effect, an I/O job or the view")
+
+    def _step_core(self) -> bool:
+        """One step of the machinery (no new fault); False when nothing was due."""
+        choices = []
+        ready = self.dispatcher.ready()
+        if ready:
+            choices += [("deliver", 30)]
+        if self.effects.ready(self.timers.now()):
+            choices += [("effect", 12)]
+        if self.probes.ready(self.timers.now()):
+            choices += [("probe", 6)]
+        if self.engine.events and self.agent.view.synced:
+            choices += [("event", 20)]
+        if self.store is not None and self.store.dirty:
+            choices += [("flush", 4)]
+        choices += [("time", 6)]
+        kind = self._pick(choices)
+        if kind == "deliver":
+            worker = self.rng.choice(ready)
+            message = self.dispatcher.take(worker)
+            self.current = worker
+            worker.handle(message)
+            self.current = None
+            self._check_row(worker)
+        elif kind in ("effect", "probe"):
+            pending = self.effects if kind == "effect" else self.probes
+            effect = self.rng.choice(pending.ready(self.timers.now()))
+            pending.take(effect)
+            with self._io():
+                effect.run()
+        elif kind == "event":
+            self._deliver_event()
+        elif kind == "flush":
+            self.store.flush()
+        else:
+            return self._advance()
+        return True
+
+    def _advance(self) -> bool:
+        due = [
+            t
+            for t in (self.timers.next_due(), self.effects.next_due(), self.probes.next_due())
+            if t is not None
+        ]
+        if not due:
+            self.timers.t += 1.0
+            return False
+        at = min(due)
+        if at > self.timers.now():
+            self.timers.t = at
+        if self.timers.next_due() is not None and self.timers.next_due() <= self.timers.now():
+            fn, args, io = self.timers.pop()
+            if io:
+                with self._io():
+                    fn(*args)
+            else:
+                fn(*args)
+        return True
+
+    def _deliver_event(self) -> None:
+        roll = self.rng.random()
+        event = self.engine.events.popleft()
+        if self.faults and roll < 0.03:
+            return  # dropped: the next re-listing corrects the view
+        if self.faults and roll < 0.06:
+            self.engine.events.appendleft(event)  # delivered twice
+        with self._io():
+            self.agent.view.apply(event)
+
+    def _pick(self, choices: list[tuple[str, float]]) -> str:
+        total = sum(w for _, w in choices)
+        roll = self.rng.uniform(0, total)
+        for kind, weight in choices:
+            roll -= weight
+            if roll <= 0:
+                return kind
+        return choices[-1][0]
+
+    def run(self) -> list[str]:
+        for _ in range(self.steps):
+            if self.faults and self.rng.random() < 0.06:
+                self._fault()
+            else:
+                self._step_core()
+            self._check_intents()
+            if self.violations:
+                return self.violations
+        self.quiesce()
+        return self.violations
+
+    def quiesce(self, sim_s: float = 240.0) -> None:
+        """No more faults: the engine answers; within a few minutes every container the
+        agent stopped is running again."""
+        self.faults = False
+        self.engine.fail_rate = 0.0
+        if not self.engine.up:
+            self.engine.up = True
+        if not self.agent.view.synced:
+            self.timers.call_later(0, self._connect)
+        end = self.timers.now() + sim_s
+        while self.timers.now() < end and not self.violations:
+            self._step_core()
+            self._check_intents()
+        for cid, action in self.last.items():
+            c = self.engine.containers.get(cid)
+            if action.actor == "agent" and action.verb == "stop" and c and not c.running:
+                self.violation(f"{cid} stopped by the agent is still down after quiescing")
+
+    def run_for(self, sim_s: float) -> None:
+        """The machinery alone (no random fault) for `sim_s` of simulated time."""
+        end = self.timers.now() + sim_s
+        while self.timers.now() < end and not self.violations:
+            self._step_core()
+            self._check_intents()
+
+    def worker(self, service: str) -> Any:
+        return self.agent.router.get(service)
+
+    def agent_actions(self, service: str, verb: str, since: float = 0.0) -> list[Action]:
+        cid = self.cid(service)
+        return [
+            a
+            for a in self.engine.actions
+            if a.container_id == cid and a.actor == "agent" and a.verb == verb and a.at >= since
+        ]
+
+    # Faults, operators, reloads.
+
+    def become_healthy(self, cid: str, started_at: float) -> None:
+        c = self.engine.containers.get(cid)
+        if c and c.running and c.started_at == started_at:
+            self.engine.set_health(cid, "unhealthy" if getattr(c, "broken", False) else "healthy")
+
+    def _fault(self) -> None:
+        kind = self._pick(
+            [
+                ("unhealthy", 6),
+                ("crash", 3),
+                ("recover", 3),
+                ("probe", 2),
+                ("pause", 2),
+                ("resume", 2),
+                ("reset", 1),
+                ("stop_by_hand", 1.5),
+                ("start_by_hand", 1.5),
+                ("reload", 2),
+                ("outage", 0.7),
+                ("flaky_engine", 1),
+                ("kill", 0.6),
+                ("restart", 0.4),
+            ]
+        )
+        now = self.timers.now()
+        service = self.rng.choice(sorted(self.policies))
+        cid = self.cid(service)
+        c = self.engine.containers[cid]
+        self.trace.append(f"{now:.2f} {kind} {service}")
+        if kind == "unhealthy":
+            c.broken = self.rng.random() < 0.5  # broken: stays unhealthy after a restart
+            self.engine.set_health(cid, "unhealthy")
+        elif kind == "crash":
+            self.engine.do_stop(cid, "world", code=1)
+        elif kind == "recover":
+            c.broken, c.probe_ok = False, True
+            self.engine.set_health(cid, "healthy")
+        elif kind == "probe":
+            c.probe_ok = not c.probe_ok
+        elif kind == "pause":
+            until = self.rng.choice([None, now + 5.0, now + 30.0])
+            self._command("pause", service, until)
+        elif kind == "resume":
+            self._command("resume", service)
+        elif kind == "reset":
+            self._command("reset", service)
+        elif kind == "stop_by_hand":
+            self.engine.do_stop(cid, "operator")
+        elif kind == "start_by_hand":
+            self.engine.do_start(cid, "operator")
+        elif kind == "reload":
+            self._reload(service)
+        elif kind == "outage":
+            self.engine.up = False
+            self.engine.events.clear()
+            with self._io():
+                self.agent.view.disconnect("simulated outage")
+            self.timers.world_later(self.rng.uniform(1, 15), self._engine_back)
+        elif kind == "flaky_engine":
+            self.engine.fail_rate = 0.0 if self.engine.fail_rate else 0.3
+        elif kind == "kill":
+            self.kill()
+        elif kind == "restart":
+            self.graceful_restart()
+
+    def _engine_back(self) -> None:
+        self.engine.up = True
+        self.timers.call_later(0.1, self._connect)
+
+    def _command(self, action: str, service: str, until: float | None = None) -> None:
+        def done() -> None:
+            now = self.timers.now()
+            if action == "pause":
+                self.held[service] = until if until is not None else float("inf")
+            elif action == "resume":
+                self.held.pop(service, None)
+            else:
+                self.reset_at[service] = now
+
+        if self.agent.router.get(service) is None:
+            done = lambda: None  # noqa: E731 - the agent ignores it: not supervised
+        self.agent.apply_command(Command(action, service, until), done)
+
+    def _reload(self, service: str) -> None:
+        roll = self.rng.random()
+        policies = dict(self.in_force)
+        errors: list[PolicyError] = []
+        if roll < 0.3 and service in policies:  # changed
+            old = policies[service]
+            heal = replace(old.heal, max_restarts=2 if old.heal.max_restarts == 3 else 3)
+            policies[service] = replace(old, heal=heal)
+        elif roll < 0.5 and service in policies and service != "db":  # removed
+            del policies[service]
+        elif roll < 0.7:  # added back
+            policies[service] = self.policies[service]
+        elif roll < 0.85 and service in policies:  # its file broken: the last good one stays
+            del policies[service]
+            errors.append(PolicyError(str(POLICY_DIR / f"{service}.yaml"), 3, "heal", "broken"))
+        else:  # the directory cannot be used: everything stays
+            result = LoadResult([], [PolicyError(str(POLICY_DIR), None, None, "writable")])
+            self.agent.reload(result, POLICY_DIR)
+            return
+        self.agent.reload(LoadResult(list(policies.values()), errors), POLICY_DIR)
+        kept = {w.service: w.policy for w in self.agent.router.workers()}
+        for gone in sorted(set(self.in_force) - set(kept)):
+            self.removed.add(gone)
+            self.held.pop(gone, None)
+        for back in sorted(set(kept) - set(self.in_force)):
+            self.removed.discard(back)
+            self.stops.pop(back, None)  # a new worker: a new budget
+        self.in_force = {s: policies.get(s, kept[s]) for s in kept}
+
+    # Invariants.
+
+    def violation(self, text: str) -> None:
+        self.violations.append(f"t={self.timers.now() - 1_800_000_000.0:.2f}: {text}")
+
+    def before_action(self, action: Action) -> None:
+        """Every container state change, by anyone, just before it happens."""
+        cid, service = action.container_id, self.owner.get(action.container_id)
+        previous = self.last.get(cid)
+        self.last[cid] = action
+        if action.actor != "agent":
+            return
+        now = action.at
+        own_restart = previous is not None and previous.actor == "agent" and previous.verb == "stop"
+        if action.verb == "start" and not own_restart:
+            if self.agent.view.is_manual_stop(cid):
+                self.violation(f"started {cid}, which an operator stopped by hand")
+            if service and self._blocked(service, now):
+                self.violation(f"started {service}, which is {self._blocked(service, now)}")
+            return
+        if action.verb != "stop" or service is None:
+            return
+        blocked = self._blocked(service, now)
+        if blocked:
+            self.violation(f"stopped {service}, which is {blocked}")
+        worker = self.agent.router.get(service)
+        if worker is not None:
+            heal = worker.policy.heal
+            since = max(now - heal.window_s, self.reset_at.get(service, 0.0))
+            recent = [t for t in self.stops.get(service, []) if t > since]
+            if len(recent) + 1 > heal.max_restarts:
+                self.violation(
+                    f"{service}: restart {len(recent) + 1} within {heal.window_s:g}s "
+                    f"(max_restarts {heal.max_restarts})"
+                )
+        self.stops.setdefault(service, []).append(now)
+        cycling = [
+            w.service
+            for w in self.agent.router.workers()
+            if w.cycle is not None and w.cycle.phase not in PRE_STOP
+        ]
+        if len(cycling) > CONCURRENCY or self.agent.runner.active > CONCURRENCY:
+            self.violation(f"more than {CONCURRENCY} cycles at once: {cycling}")
+
+    def _blocked(self, service: str, now: float) -> str | None:
+        if service in self.removed:
+            return "no longer supervised"
+        if self.held.get(service, 0.0) > now:
+            return "held"
+        return None
+
+    def _check_intents(self) -> None:
+        """Every container the agent stopped is started again or recorded, on disk, to be."""
+        recorded = {i.get("container_id") for i in self.disk.intents}
+        composed = {i.get("service") for i in self.disk.intents if i.get("kind") == "compose"}
+        for cid, action in self.last.items():
+            c = self.engine.containers.get(cid)
+            if action.actor != "agent" or action.verb != "stop" or c is None or c.running:
+                continue
+            if cid not in recorded and self.owner.get(cid) not in composed:
+                self.violation(f"{cid} was stopped by the agent with no intent on disk")
+
+    def _check_row(self, worker: Any) -> None:
+        """What the agent shows is what `docker-supervisor status` computes from the saved
+        memory with the same gate (where the command can know as much)."""
+        from supervisor.cli import _status_row
+
+        now = self.timers.now()
+        if worker.seen is None or not worker.supervised or worker.retired:
+            return
+        if self.agent.router.get(worker.service) is not worker:
+            return
+        if self.agent.health.settling(now) or self.agent._stopping:
+            return
+        row = self.agent.board.row(worker.service)
+        if not row:
+            return
+        cli = _status_row(worker.policy, worker.seen, row, now, agent_pid=1)
+        mine = {k: row.get(k) for k in ("status", "reason", "next_action")}
+        theirs = {k: cli.get(k) for k in ("status", "reason", "next_action")}
+        if mine != theirs:
+            self.violation(f"{worker.service}: the agent shows {mine}, status says {theirs}")
+
+
+class _Captured(logging.Handler):
+    """Every log line of the core, as the JSON line's fields."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = {
+            k: v
+            for k, v in record.__dict__.items()
+            if k not in logging.LogRecord("", 0, "", 0, "", (), None).__dict__
+        }
+        self.lines.append(fields)
+
+    def events(self, event: str, **match: Any) -> list[dict[str, Any]]:
+        return [
+            line
+            for line in self.lines
+            if line.get("event") == event and all(line.get(k) == v for k, v in match.items())
+        ]
