@@ -182,7 +182,7 @@ class Agent:
     def _add(self, policy: Policy, saved: dict[str, Any] | None = None) -> None:
         worker = Worker(policy, self.context, saved)
         self.router.add(worker)
-        self.board.expect([policy.service])
+        self.board.expect(policy.service, saved)
         self._schedule_ticks(worker)
 
     def _schedule_ticks(self, worker: Worker) -> None:

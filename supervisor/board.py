@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from . import healing
@@ -36,13 +36,14 @@ class Board:
         self._ready = False
         self._line = ""
 
-    def expect(self, services: Iterable[str]) -> None:
-        """These services exist: READY waits until each was looked at."""
+    def expect(self, service: str, saved: dict[str, Any] | None = None) -> None:
+        """This service exists: READY waits until it was looked at. Until then its row is
+        what was saved, so a state file written meanwhile keeps its memory."""
         with self._lock:
-            for service in services:
-                self._rows.setdefault(service, {})
-                if not self._ready:
-                    self._waiting.add(service)
+            self._rows.setdefault(service, dict(saved or {}))
+            self._waiting.add(service)
+            if self._ready:
+                self._waiting.discard(service)
 
     def drop(self, service: str) -> None:
         with self._lock:
@@ -54,7 +55,7 @@ class Board:
         with self._lock:
             if service not in self._rows:
                 return  # removed meanwhile
-            before = self._rows[service]
+            before = self._rows[service] if service not in self._waiting else {}
             self._rows[service] = row
             self._waiting.discard(service)
         shown = (row.get("status"), row.get("reason"), row.get("container"))

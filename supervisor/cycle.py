@@ -44,8 +44,7 @@ PRE_STOP = frozenset({BACKOFF, QUEUED})
 
 # What the stop and start effects report.
 CANCELLED = "cancelled"
-TOOK_DOWN = "took_down"
-WAS_DOWN = "was_down"
+STOPPED = "stopped"
 STARTED = "started"
 TAKEN_OVER = "taken_over"
 SKIPPED = "skipped"
@@ -65,8 +64,6 @@ class Cycle:
         self.stop_at: float | None = None
         self.stop_error: str | None = None
         self.intent_key: str | None = None
-        self.was_running = True
-        self.looked_running = True
 
     def begin(self, delay_s: float) -> None:
         if delay_s > 0:
@@ -103,10 +100,6 @@ class Cycle:
             if outcome == CANCELLED:
                 self._cancel("held, removed or stopped by hand before the stop")
             else:
-                # The engine's answer when it gave one; after a failed stop, the last look.
-                self.was_running = self.looked_running if message.error else outcome != WAS_DOWN
-                if not self.was_running:
-                    self.ctx.journal.note_was_down(self.intent_key or "")
                 self._stopped(message.error)
         elif message.step == STARTING:
             self._started(message.error, message.value)
@@ -166,7 +159,6 @@ class Cycle:
             return
         now = self.w.now()
         self.stop_at, self.container = now, container
-        self.looked_running = bool(container and (container.state or {}).get("Running"))
         self.w.tracker.record_attempt(now)
         if compose:
             intent = Intent.for_compose(self.w.service, container.id if container else None, now)
@@ -191,9 +183,11 @@ class Cycle:
             at = worker.now()
             if not worker.may_stop_now(container):
                 return CANCELLED, at
-            # Stamped as it is written, just before the stop: only a later start fulfils it.
+            # Stamped as it is written, just before the stop: only a later start fulfils
+            # it, and only a container that finished after it was taken down by this stop.
             journal.record(replace(intent, at=at))
-            return (TOOK_DOWN if manager.stop_step(container) else WAS_DOWN), at
+            manager.stop_step(container)
+            return STOPPED, at
 
         self.ctx.runner.effect(self.w, self.token, STOPPING, stop)
 
@@ -223,11 +217,11 @@ class Cycle:
             self.timer.cancel()
             self.timer = None
         self.phase = STARTING
-        worker, manager, container, ran = self.w, self.w.manager, self.container, self.was_running
+        worker, manager, container, stop_at = self.w, self.w.manager, self.container, self.stop_at
 
         def start() -> str:
-            if not ran and not worker.may_stop_now(None):
-                return SKIPPED  # the engine said it was down already; held or removed now
+            if not worker.may_stop_now(None) and manager.was_down_before(container, stop_at):
+                return SKIPPED  # down before this cycle's stop, and held or removed now
             return STARTED if manager.start_step(container) else TAKEN_OVER
 
         self.ctx.runner.effect(self.w, self.token, STARTING, start)

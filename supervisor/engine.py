@@ -160,13 +160,31 @@ def find_dependents(
 
 def parse_started_at(state: Mapping[str, Any] | None) -> float | None:
     """Docker's StartedAt as epoch seconds, or None when the container never started."""
-    text = (state or {}).get("StartedAt")
-    if not text or text.startswith("0001-"):
+    return _parse_time((state or {}).get("StartedAt"))
+
+
+def parse_finished_at(state: Mapping[str, Any] | None) -> float | None:
+    """Docker's FinishedAt as epoch seconds, or None when the container never finished."""
+    return _parse_time((state or {}).get("FinishedAt"))
+
+
+def _parse_time(text: Any) -> float | None:
+    if not isinstance(text, str) or not text or text.startswith("0001-"):
         return None
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return None
+
+
+def was_down_before(state: Mapping[str, Any] | None, at: float) -> bool:
+    """Whether the container was already down at `at` (it finished before then). A
+    container that exists, is not running and finished at or after `at` was taken down
+    then; one with no FinishedAt is not known to have been down."""
+    if state is None or state.get("Running"):
+        return False
+    finished = parse_finished_at(state)
+    return finished is not None and finished < at
 
 
 def observe_in(
@@ -237,15 +255,11 @@ class Engine:
         return chosen
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._call_with(lambda api, *a, **k: getattr(api, method)(*a, **k), *args, **kwargs)
-
-    def _call_with(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """fn(api, ...) as one counted request, its errors wrapped into ours."""
         api = self._client()
         with self._lock:
             self._calls += 1
         try:
-            return fn(api, *args, **kwargs)
+            return getattr(api, method)(*args, **kwargs)
         except docker.errors.NotFound as e:
             raise ContainerGone(str(e.explanation or e)) from None
         except docker.errors.APIError as e:
@@ -362,11 +376,10 @@ class Engine:
             time.sleep(min(pause_s, max(0.0, deadline - time.monotonic())))
             pause_s = min(pause_s * 2, EXEC_POLL_MAX_S)
 
-    def stop(self, container: ContainerInfo, timeout_s: float) -> bool:
-        """Stop gracefully, SIGKILL after `timeout_s`. True when it stopped a running
-        container; False when the engine says it was not running (HTTP 304)."""
+    def stop(self, container: ContainerInfo, timeout_s: float) -> None:
+        """Stop gracefully, SIGKILL after `timeout_s`."""
         with self.acting_on((container.id,)):
-            return self._call_with(_stop_reporting, container.id, max(0, round(timeout_s)))
+            self._call("stop", container.id, timeout=max(0, round(timeout_s)))
 
     def start(self, container: ContainerInfo) -> None:
         with self.acting_on((container.id,)):
@@ -420,14 +433,6 @@ def _summary(row: Mapping[str, Any]) -> ContainerInfo:
             if isinstance(port.get(key), int):
                 ports.add(port[key])
     return ContainerInfo(row["Id"], name, dict(row.get("Labels") or {}), frozenset(ports))
-
-
-def _stop_reporting(api: docker.APIClient, container_id: str, timeout_s: int) -> bool:
-    """docker-py's `stop`, keeping the answer it drops: 304 means it was not running."""
-    url = api._url("/containers/{0}/stop", container_id)
-    res = api._post(url, params={"t": timeout_s}, timeout=(api.timeout or 0) + timeout_s)
-    api._raise_for_status(res)
-    return res.status_code != 304
 
 
 def kill_process_tree(pid: int) -> bool:

@@ -14,16 +14,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 CONTAINER = "container"
 DEPENDENT = "dependent"
 COMPOSE = "compose"
-
-# Outcomes of looking at one due intent.
-DONE = "done"  # running again, gone, or taken over: the record goes
-START = "start"  # still down: start it
 
 
 @dataclass(frozen=True)
@@ -32,22 +28,15 @@ class Intent:
     service: str
     kind: str
     container_id: str | None
-    at: float
-    # Whether it ran when the agent stopped it: one that was down already (a crash being
-    # healed) is not started again for a service an operator has since held or removed.
-    was_running: bool = True
+    at: float  # when it was written, just before the stop was sent
 
     @staticmethod
-    def for_container(
-        service: str, container_id: str, at: float, kind: str = CONTAINER, was_running=True
-    ) -> Intent:
-        return Intent(container_id, service, kind, container_id, at, was_running)
+    def for_container(service: str, container_id: str, at: float, kind: str = CONTAINER):
+        return Intent(container_id, service, kind, container_id, at)
 
     @staticmethod
-    def for_compose(
-        service: str, container_id: str | None, at: float, was_running: bool = True
-    ) -> Intent:
-        return Intent(f"compose:{service}", service, COMPOSE, container_id, at, was_running)
+    def for_compose(service: str, container_id: str | None, at: float) -> Intent:
+        return Intent(f"compose:{service}", service, COMPOSE, container_id, at)
 
 
 class Journal:
@@ -71,14 +60,6 @@ class Journal:
             if owned:
                 self._owned.add(intent.key)
         self._write_through()
-
-    def note_was_down(self, key: str) -> None:
-        """The engine said the container was not running when the agent stopped it."""
-        with self._lock:
-            intent = self._intents.get(key)
-            if intent is not None:
-                self._intents[key] = replace(intent, was_running=False)
-        self._request_save()
 
     def release(self, key: str) -> None:
         """The cycle that owned it is done with it; if it is still here it becomes due."""
@@ -130,24 +111,8 @@ class Journal:
                     str(row["kind"]),
                     row.get("container_id"),
                     float(row["at"]),
-                    bool(row.get("was_running", True)),
                 )
             except (KeyError, TypeError, ValueError, AttributeError):
                 continue
             with self._lock:
                 self._intents[intent.key] = intent
-
-
-def judge(
-    intent: Intent, started_at: float | None, gone: bool, taken_over: bool, may_act: bool
-) -> str:
-    """What to do with a due intent, given the container as last seen: its last start
-    (None if never), whether it is gone, whether an operator stopped it by hand since, and
-    whether its service may be acted on now (not held, not removed)."""
-    if gone or taken_over:
-        return DONE
-    if started_at is not None and started_at > intent.at:
-        return DONE  # started again after the stop: fulfilled
-    if not intent.was_running and not may_act:
-        return DONE  # it was down already; the operator holds it now
-    return START

@@ -10,18 +10,38 @@ due and is tried again on the next round.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .engine import observe_in, parse_started_at
+from .engine import ContainerInfo, observe_in, was_down_before
 from .errors import ContainerGone, SupervisorError
-from .journal import COMPOSE, DONE, Journal, judge
+from .journal import COMPOSE, Intent, Journal
 from .logs import log_event
 
 log = logging.getLogger("supervisor.agent")
 
 # A just-released intent's start event may still be on its way.
 MIN_AGE_S = 1.0
+
+# What to do with a due intent.
+DONE = "done"
+START = "start"
+
+
+def judge(intent: Intent, state: Mapping[str, Any] | None, taken_over: bool, may_act: bool) -> str:
+    """Whether to start what a due intent names, from the engine's State (None: gone).
+
+    Running, or stopped by hand since: done. Down: started again, unless it was down
+    already before the agent's stop (FinishedAt before the intent) and its service is
+    held or no longer supervised now. A compose service with no container is created by
+    `up -d` only while its service may be acted on."""
+    if taken_over or (state is not None and state.get("Running")):
+        return DONE
+    if state is None:
+        return START if intent.kind == COMPOSE and may_act else DONE
+    if was_down_before(state, intent.at) and not may_act:
+        return DONE
+    return START
 
 
 def finish_due_intents(
@@ -36,23 +56,25 @@ def finish_due_intents(
             if worker is None:
                 _abandon(journal, intent, "its service is no longer supervised")
                 continue
-            seen = observe_in(worker.policy, view.containers(), view.is_manual_stop)
-            container, manager = seen.container, worker.manager
-            gone, taken_over = False, seen.manual_stop  # compose creates what is missing
-            started_at = seen.started_at
+            container = observe_in(worker.policy, view.containers()).container
+            manager = worker.manager
 
             def start(manager=manager, container=container) -> None:
                 manager.start_step(container, retry_delays_s=(0.0,))
         else:
-            container = view.get(intent.container_id)
-            gone = container is None
-            taken_over = view.is_manual_stop(intent.container_id)
-            started_at = None if gone else parse_started_at(container.state)
+            container = ContainerInfo(intent.container_id, intent.container_id[:12])
 
             def start(container=container) -> None:
                 engine.start(container)
 
-        if judge(intent, started_at, gone, taken_over, may_act) == DONE:
+        try:  # the engine's word, not the view's: the view may not have seen the stop yet
+            state = engine.inspect_container(container.id).state if container else None
+        except ContainerGone:
+            state = None
+        except SupervisorError:
+            continue  # the next round asks again
+        taken_over = container is not None and view.is_manual_stop(container.id)
+        if judge(intent, state, taken_over, may_act) == DONE:
             journal.clear(intent.key)
             continue
         try:

@@ -8,7 +8,6 @@ It never decides when to heal (healing.py and the gate do) and never schedules.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -23,6 +22,7 @@ from .engine import (
     Engine,
     Observation,
     find_dependents,
+    was_down_before,
 )
 from .errors import ComposeError, ContainerGone, EngineError, SupervisorError
 from .logs import log_event
@@ -166,21 +166,25 @@ class ServiceManager:
 
     # The heal cycle's effects: each is one step, run on the heal runner's pool.
 
-    def stop_step(self, container: ContainerInfo | None) -> bool:
-        """Stop for a heal: the container, or (scope compose) the whole project. True when
-        the service's container was running before (the engine's word, not the view's)."""
+    def stop_step(self, container: ContainerInfo | None) -> None:
+        """Stop for a heal: the container, or (scope compose) the whole project."""
         heal = self.policy.heal
-        if heal.scope != "compose":
-            return self.engine.stop(container, heal.stop_timeout_s)
-        running = False
-        if container is not None:
-            with contextlib.suppress(ContainerGone):
-                state = self.engine.inspect_container(container.id).state or {}
-                running = bool(state.get("Running"))
-        ref = self.policy.compose
-        with self.engine.acting_on(project=self._project(container)):
-            self.compose().stop(ref.file, ref.project, heal.stop_timeout_s)
-        return running
+        if heal.scope == "compose":
+            ref = self.policy.compose
+            with self.engine.acting_on(project=self._project(container)):
+                self.compose().stop(ref.file, ref.project, heal.stop_timeout_s)
+        else:
+            self.engine.stop(container, heal.stop_timeout_s)
+
+    def was_down_before(self, container: ContainerInfo | None, at: float) -> bool:
+        """Ask the engine whether the container was down already at `at`, before a stop
+        of ours could have taken it down (one inspect)."""
+        if container is None:
+            return False
+        try:
+            return was_down_before(self.engine.inspect_container(container.id).state, at)
+        except ContainerGone:
+            return True
 
     def start_step(
         self, container: ContainerInfo | None, retry_delays_s: tuple[float, ...] = (0, 0.5, 1, 2)
