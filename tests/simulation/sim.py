@@ -124,6 +124,7 @@ class SimContainer:
     health: str | None = "healthy"
     exit_code: int = 0
     started_at: float = START_AT - 100
+    finished_at: float | None = None
     network_mode: str | None = None
     probe_ok: bool = True
     has_health: bool = True
@@ -138,6 +139,7 @@ class SimContainer:
             "Dead": False,
             "ExitCode": 0 if self.running else self.exit_code,
             "StartedAt": _iso(self.started_at),
+            "FinishedAt": _iso(self.finished_at) if self.finished_at else "0001-01-01T00:00:00Z",
         }
         if self.has_health:
             state["Health"] = {"Status": self.health if self.running else "unhealthy"}
@@ -228,10 +230,10 @@ class SimEngine:
     def close(self) -> None:
         pass
 
-    def stop(self, container: ContainerInfo, timeout_s: float) -> bool:
+    def stop(self, container: ContainerInfo, timeout_s: float) -> None:
         self._act()
         with self.acting_on((container.id,)):
-            return self.do_stop(container.id, "agent")
+            self.do_stop(container.id, "agent")
 
     def start(self, container: ContainerInfo) -> None:
         self._act()
@@ -257,9 +259,10 @@ class SimEngine:
             raise ContainerGone(cid)
         if not c.running:
             return False
+        self.world.timers.t += 1e-6  # no two state changes share an instant, as in Docker
         self.world.before_action(Action(self.world.timers.now(), actor, "stop", cid))
         self.actions.append(self.world.last[cid])
-        c.running, c.exit_code = False, code
+        c.running, c.exit_code, c.finished_at = False, code, self.world.timers.now()
         if actor != "world":
             self._emit(cid, "kill", {"signal": "15"})
         self._emit(cid, "die", {"exitCode": str(code)})
@@ -273,6 +276,7 @@ class SimEngine:
             raise ContainerGone(cid)
         if c.running:
             return
+        self.world.timers.t += 1e-6
         self.world.before_action(Action(self.world.timers.now(), actor, "start", cid))
         self.actions.append(self.world.last[cid])
         c.running, c.started_at, c.exit_code = True, self.world.timers.now(), 0
@@ -286,6 +290,7 @@ class SimEngine:
     def set_health(self, cid: str, health: str) -> None:
         c = self.containers[cid]
         if c.running and c.has_health and c.health != health:
+            self.world.timers.t += 1e-6
             c.health = health
             self._emit(cid, f"health_status: {health}")
 

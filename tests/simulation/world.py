@@ -258,6 +258,7 @@ class World:
 
     def _step_core(self) -> bool:
         """One step of the machinery (no new fault); False when nothing was due."""
+        self.timers.t += 1e-6  # each step is its own instant, as on a real clock
         choices = []
         ready = self.dispatcher.ready()
         if ready:
@@ -462,6 +463,11 @@ class World:
             else:
                 self.reset_at[service] = now
 
+        # What weakens a hold may take effect before it returns; what makes one, only after.
+        if action == "resume":
+            self.held.pop(service, None)
+        elif action == "pause" and service in self.held:
+            self.held[service] = min(self.held[service], until or float("inf"))
         if self.agent.router.get(service) is None:
             done = lambda: None  # noqa: E731 - the agent ignores it: not supervised
         self.agent.apply_command(Command(action, service, until), done)

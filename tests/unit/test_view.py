@@ -246,3 +246,33 @@ def test_health_report_for_a_stopped_container_reinspects(setup):
     view.apply(event("a", "health_status: healthy"))  # restored by the engine, no start event
     assert source.inspects == before + 1
     assert view.get("a").state["Running"] is True
+
+
+def test_overlapping_compose_cycles_keep_each_others_marks():
+    """Two compose-scope cycles in one project: the first ending must not turn the second
+    one's stops into stops by hand."""
+    source, seen, clock = FakeSource(), [], Clock()
+    view = ContainerView(source, on_event=seen.append, clock=clock)
+    source.add("x", "demo-web-1", dict(RUNNING), {"com.docker.compose.project": "demo"})
+    view.resync()
+    first = view.acting_on(project="demo")
+    second = view.acting_on(project="demo")
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    clock.now += 60  # long past the first one's grace
+    view.apply(event("x", "stop"))
+    second.__exit__(None, None, None)
+    assert [e.by_agent for e in seen] == [True]
+    assert not view.is_manual_stop("x")
+
+
+def test_a_stop_by_hand_an_earlier_agent_saw_holds_from_the_first_listing():
+    source = FakeSource()
+    source.add("a", "web", {**RUNNING, "Status": "exited", "Running": False, "ExitCode": 143})
+    source.add("b", "db", dict(RUNNING))
+    view = ContainerView(source, clock=Clock(), manual_stops=["a", "b", "gone"])
+    view.resync()
+    assert view.is_manual_stop("a")  # still down: still the operator's
+    assert not view.is_manual_stop("b")  # started since: supervised again
+    assert not view.is_manual_stop("gone")  # no such container any more

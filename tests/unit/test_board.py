@@ -1,0 +1,79 @@
+"""board.py: READY waits for every service; the saved rows stand until replaced; the status
+command's rows come from the same gate as the agent's."""
+
+from supervisor.board import Board
+from supervisor.cli import _status_row
+from supervisor.engine import ContainerInfo, Observation
+from supervisor.policy import HealPolicy, Match, Policy
+from supervisor.status import Status
+
+
+class Notes:
+    def __init__(self):
+        self.sent = []
+
+    def ready(self, line):
+        self.sent.append(("READY", line))
+
+    def status(self, line):
+        self.sent.append(("STATUS", line))
+
+
+def row(status="running", reason=None):
+    return {"status": status, "reason": reason, "container": "c"}
+
+
+def test_ready_only_once_every_service_was_looked_at():
+    notes, saves = Notes(), []
+    board = Board(notes, lambda: saves.append(1))
+    board.expect("a", {"held_until": 5.0})
+    board.expect("b")
+    assert board.rows() == {"a": {"held_until": 5.0}}  # saved memory stands meanwhile
+    board.publish("a", row())
+    assert notes.sent == [] and not board.ready
+    board.publish("b", row("error", "unhealthy"))
+    assert notes.sent == [("READY", "2 services: 1 running, 1 error")]
+    board.publish("b", row())
+    assert notes.sent[-1] == ("STATUS", "2 services: 2 running")
+    assert len(saves) == 3
+
+
+def test_a_removed_service_does_not_hold_ready_back():
+    notes = Notes()
+    board = Board(notes, lambda: None)
+    board.expect("a")
+    board.expect("b")
+    board.publish("a", row())
+    board.drop("b")
+    assert notes.sent == [("READY", "1 services: 1 running")]
+
+
+def test_status_does_not_offer_to_heal_a_clean_exit():
+    policy = Policy("job", Match(name="job"), heal=HealPolicy(on=frozenset({"exited"})))
+    container = ContainerInfo("abc", "job", state={"Status": "exited", "ExitCode": 0})
+    clean = Observation(Status.STOPPED, "exited", container)
+    assert _status_row(policy, clean, {}, 100.0, None)["next_action"] == "watch"
+    failed = Observation(Status.ERROR, "exited", container)
+    assert _status_row(policy, failed, {}, 100.0, None)["next_action"] == (
+        "heal (attempt 1, after 0s)"
+    )
+
+
+def test_status_shows_what_the_saved_memory_says():
+    policy = Policy("web", Match(name="web"))
+    container = ContainerInfo("abc", "web", state={"Status": "running", "Running": True})
+    bad = Observation(Status.ERROR, "unhealthy", container)
+    gave_up = {"gave_up": True, "attempt": 5, "restarts_at": [90.0]}
+    # A give-up made under another policy (no digest here) does not stand.
+    assert _status_row(policy, bad, gave_up, 100.0, None)["reason"] == "unhealthy"
+    from supervisor.healing import policy_digest
+
+    same = {**gave_up, "policy_digest": policy_digest(policy)}
+    shown = _status_row(policy, bad, same, 100.0, None)
+    assert (shown["status"], shown["reason"], shown["next_action"]) == (
+        "error",
+        "gave_up",
+        "none: gave up (reset to retry)",
+    )
+    held = _status_row(policy, bad, {"held_until": 130.0}, 100.0, None)
+    assert (held["reason"], held["next_action"]) == ("held", "none: held for 30s")
