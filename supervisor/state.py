@@ -138,6 +138,9 @@ def _v1_intents(services: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
+COALESCE_S = 0.2
+
+
 class StateWriter:
     """Writes the state file on a thread of its own; no lock is held while it writes.
 
@@ -157,19 +160,22 @@ class StateWriter:
         self._changed = threading.Condition()
         self._wanted = 0  # the newest request's number
         self._written = 0  # the newest request covered by a write
+        self._urgent = False
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="state-writer", daemon=True)
         self._thread.start()
 
-    def request(self) -> int:
+    def request(self, urgent: bool = False) -> int:
         with self._changed:
             self._wanted += 1
+            self._urgent = self._urgent or urgent
             self._changed.notify_all()
             return self._wanted
 
     def write_through(self, timeout_s: float = 10.0) -> bool:
-        """Request a write and wait until it is done; False if the writer did not make it."""
-        ticket = self.request()
+        """Request a write now and wait until it is done; False if the writer did not make
+        it in time."""
+        ticket = self.request(urgent=True)
         with self._changed:
             return self._changed.wait_for(
                 lambda: self._written >= ticket or self._closed, timeout_s
@@ -186,9 +192,12 @@ class StateWriter:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._wanted > self._written or self._closed)
+                # A burst of plain requests is one write, soon; a write-through goes now
+                # (a heal's stop waits for it, and must not wait behind a plain one).
+                self._changed.wait_for(lambda: self._urgent or self._closed, COALESCE_S)
                 if self._closed:
                     return
-                ticket = self._wanted
+                ticket, self._urgent = self._wanted, False
             self._write(fsync=False)
             with self._changed:
                 self._written = ticket

@@ -126,7 +126,8 @@ class Worker:
             return Observation(Status.ERROR, REASON_ENGINE_UNREACHABLE)
         seen = observe_in(self.policy, view.containers(), view.is_manual_stop)
         running = seen.status is Status.RUNNING
-        self.ctx.prober.aim(self.service, seen.container if running else None, seen.started_at)
+        if not self.retired:  # a successor of the same name may own the probe now
+            self.ctx.prober.aim(self.service, seen.container if running else None, seen.started_at)
         if running:
             verdict, error = self.ctx.prober.verdict(self.service, seen.started_at)
             if verdict == FAILED:
@@ -167,7 +168,7 @@ class Worker:
         now = self.now()
         seen = self.observe()
         self.seen = seen
-        if seen.reason != REASON_ENGINE_UNREACHABLE:
+        if seen.reason != REASON_ENGINE_UNREACHABLE and not self.retired:
             self.ctx.claim(self.service, seen.container.id if seen.container else None)
             self._note_manual_stop(seen)
             self._note_compose_start(seen)
@@ -315,8 +316,8 @@ class Worker:
 
     def publish(self) -> None:
         seen = self.seen
-        if seen is None or not self.supervised:
-            return
+        if seen is None or not self.supervised or self.retired:
+            return  # a removed service's row is gone; a successor's is not ours to write
         now = self.now()
         row = build_row(
             self.policy,

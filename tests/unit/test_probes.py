@@ -40,3 +40,66 @@ def test_http_target():
     )
     assert build_url(ProbePolicy("http", port=80, host="::1"), c) == "http://[::1]:80/"
     assert build_url(ProbePolicy("http", url="http://127.0.0.1:9/x"), c) == "http://127.0.0.1:9/x"
+
+
+class Timers:
+    """Timers that run nothing by themselves: the test calls the jobs."""
+
+    def __init__(self):
+        self.jobs, self.t = [], 100.0
+
+    def now(self):
+        return self.t
+
+    def every(self, interval_s, fn, *args, first_s=0.0, io=False):
+        job = {"fn": fn, "args": args, "cancelled": False}
+        self.jobs.append(job)
+
+        class Handle:
+            def cancel(self):
+                job["cancelled"] = True
+
+        return Handle()
+
+    def tick(self):
+        for job in [j for j in self.jobs if not j["cancelled"]]:
+            job["fn"](*job["args"])
+
+
+def test_the_prober_follows_reloads_added_changed_and_removed():
+    from dataclasses import replace
+
+    from supervisor.policy import CheckPolicy, Match, Policy
+    from supervisor.prober import Prober
+
+    timers, targets, changes = Timers(), [], []
+
+    def run(spec, container):
+        targets.append(spec.port)
+        return ProbeResult(spec.port == 80)
+
+    prober = Prober(timers, lambda fn: fn(), run, changes.append)
+    plain = Policy("web", Match(name="web"))
+    probe = ProbePolicy(kind="tcp", port=81, failure_threshold=1)
+    probed = replace(plain, check=CheckPolicy(probe=probe))
+    container = ContainerInfo("abc", "web", addresses=("10.0.0.2",))
+
+    prober.sync([plain])
+    prober.aim("web", container, 50.0)
+    timers.tick()
+    assert targets == [] and prober.verdict("web", 50.0) == (OK, None)  # no probe: no verdict
+
+    prober.sync([probed])  # added
+    prober.aim("web", container, 50.0)
+    timers.tick()
+    assert targets == [81] and prober.verdict("web", 50.0)[0] == FAILED and changes == ["web"]
+
+    prober.sync([replace(probed, check=CheckPolicy(probe=replace(probe, port=80)))])  # changed
+    prober.aim("web", container, 50.0)
+    assert prober.verdict("web", 50.0)[0] == UNKNOWN  # the old probe's failure is gone
+    timers.tick()
+    assert targets == [81, 80] and prober.verdict("web", 50.0)[0] == OK
+
+    prober.sync([plain])  # removed
+    timers.tick()
+    assert targets == [81, 80] and prober.verdict("web", 50.0) == (OK, None)
