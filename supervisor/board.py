@@ -55,7 +55,10 @@ class Board:
         with self._lock:
             if service not in self._rows:
                 return  # removed meanwhile
-            before = self._rows[service] if service not in self._waiting else {}
+            waiting = service in self._waiting
+            before = {} if waiting else self._rows[service]
+            if row == before:
+                return  # the common case, every tick: nothing to log, count or save
             self._rows[service] = row
             self._waiting.discard(service)
         shown = (row.get("status"), row.get("reason"), row.get("container"))
@@ -74,8 +77,7 @@ class Board:
                 reason=reason,
                 detail=detail,
             )
-        if row != before:
-            self._request_save()
+        self._request_save()
         self._after_change()
 
     def _after_change(self) -> None:

@@ -19,7 +19,7 @@ from . import healing
 from .board import Board, build_row, make_facts
 from .cycle import Cycle
 from .dispatch import Dispatcher
-from .engine import Observation, observe_in
+from .engine import Observation, discover, observe_in
 from .gate import WATCH_ONLY, Facts, may_heal
 from .journal import COMPOSE, Journal
 from .liveness import EngineHealth
@@ -119,12 +119,12 @@ class Worker:
 
     # Looking.
 
-    def observe(self) -> Observation:
+    def observe(self, cause: str = "") -> Observation:
         """Docker's view of the service, made worse by a failed agent-side probe."""
         view = self.ctx.view
         if not view.synced or not self.ctx.engine.ok:
             return Observation(Status.ERROR, REASON_ENGINE_UNREACHABLE)
-        seen = observe_in(self.policy, view.containers(), view.is_manual_stop)
+        seen = observe_in(self.policy, self._candidates(view, cause), view.is_manual_stop)
         running = seen.status is Status.RUNNING
         if not self.retired:  # a successor of the same name may own the probe now
             self.ctx.prober.aim(self.service, seen.container if running else None, seen.started_at)
@@ -133,6 +133,19 @@ class Worker:
             if verdict == FAILED:
                 seen = replace(seen, status=Status.ERROR, reason=REASON_PROBE_FAILED, detail=error)
         return seen
+
+    def _candidates(self, view: Any, cause: str) -> list[Any]:
+        """The containers to match: on a tick, the one found last time if it still matches
+        the policy's only key (any container that appears or changes name since is routed
+        here as an event, and events scan them all); otherwise every container."""
+        last = self.seen.container if self.seen is not None else None
+        if cause == "tick" and last is not None and _single_key(self.policy):
+            container = view.get(last.id)
+            if container is not None and discover(
+                self.policy.match, _project(self.policy), [container]
+            ):
+                return [container]
+        return view.containers()
 
     def is_ready(self, seen: Observation, since: float) -> bool:
         """Healthy after a start made at or after `since` (probes included, when there is one)."""
@@ -166,7 +179,7 @@ class Worker:
 
     def look(self, cause: str) -> None:
         now = self.now()
-        seen = self.observe()
+        seen = self.observe(cause)
         self.seen = seen
         if seen.reason != REASON_ENGINE_UNREACHABLE and not self.retired:
             self.ctx.claim(self.service, seen.container.id if seen.container else None)
@@ -174,10 +187,9 @@ class Worker:
             self._note_compose_start(seen)
         if self.ctx.metrics is not None:
             self.ctx.metrics.checked(self.service)
-        facts = self.facts(seen, now)
         if self.cycle is not None:
             self.cycle.look(seen)
-        elif may_heal(facts).why not in WATCH_ONLY:
+        elif may_heal(self.facts(seen, now)).why not in WATCH_ONLY:
             decision = self.tracker.decide(seen.status, seen.reason, now, seen.started_at)
             self._act(decision, seen)
         self.publish()
@@ -332,3 +344,13 @@ class Worker:
             policy_digest=self.digest,
         )
         self.ctx.board.publish(self.service, row, seen.detail)
+
+
+def _single_key(policy: Policy) -> bool:
+    match = policy.match
+    keys = [match.compose_service, match.labels or None, match.name, match.port]
+    return sum(key is not None for key in keys) == 1
+
+
+def _project(policy: Policy) -> str | None:
+    return policy.compose.project if policy.compose else None
