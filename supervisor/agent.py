@@ -199,10 +199,6 @@ class Agent:
         if worker is not None:
             self.dispatcher.post(worker, message)
 
-    @property
-    def workers(self) -> dict[str, Worker]:
-        return {w.service: w for w in self.router.workers()}
-
     # Lifecycle.
 
     def start(self) -> None:
@@ -378,11 +374,6 @@ class Agent:
     def _finish_intents(self) -> None:
         if self.view.synced and self.health.ok and not self.dry_run:
             finish_due_intents(self.journal, self.view, self.engine, self.router.get, self._clock())
-
-    # Reading.
-
-    def summary(self) -> str:
-        return self.board.summary()
 
     def _snapshot(self) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
         """What the state file holds: the board's rows, the agent's figures, the intents."""

@@ -36,10 +36,6 @@ class EngineHealth:
         with self._lock:
             return self._back_at is not None and now - self._back_at < self.settle_s
 
-    def settles_at(self) -> float | None:
-        with self._lock:
-            return None if self._back_at is None else self._back_at + self.settle_s
-
     def set(self, reachable: bool, error: str | None = None) -> bool:
         """Record what was seen; True when it changed (the caller tells every worker)."""
         with self._lock:

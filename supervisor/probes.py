@@ -56,9 +56,6 @@ class ProbeTracker:
                 self.state = FAILED
         return self.state != before
 
-    def failed_for(self, started_at: float | None) -> bool:
-        return self.state == FAILED and started_at == self.started_at
-
 
 def probe_target(probe: ProbePolicy, container: ContainerInfo) -> tuple[str, int | None]:
     """The host to reach (given, or the container's first address) and the port."""

@@ -28,7 +28,7 @@ def test_initial_delay_and_a_new_start_resets():
     assert t.due(100.0, 104.9) is False
     assert t.due(100.0, 105.0) is True
     t.record(BAD)
-    assert t.failed_for(100.0) and not t.failed_for(200.0)
+    assert (t.state, t.started_at) == (FAILED, 100.0)
     assert t.due(200.0, 201.0) is False  # started again: counts and delay start over
     assert (t.state, t.failures) == (UNKNOWN, 0)
 
