@@ -373,7 +373,7 @@ class Agent:
 
     def _finish_intents(self) -> None:
         if self.view.synced and self.health.ok and not self.dry_run:
-            finish_due_intents(self.journal, self.view, self.engine, self.router.get, self._clock())
+            finish_due_intents(self.journal, self.view, self.engine, self.router.get)
 
     def _snapshot(self) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
         """What the state file holds: the board's rows, the agent's figures, the intents."""

@@ -20,9 +20,6 @@ from .logs import log_event
 
 log = logging.getLogger("supervisor.agent")
 
-# A just-released intent's start event may still be on its way.
-MIN_AGE_S = 1.0
-
 # What to do with a due intent.
 DONE = "done"
 START = "start"
@@ -45,11 +42,9 @@ def judge(intent: Intent, state: Mapping[str, Any] | None, taken_over: bool, may
 
 
 def finish_due_intents(
-    journal: Journal, view: Any, engine: Any, worker_of: Callable[[str], Any], now: float
+    journal: Journal, view: Any, engine: Any, worker_of: Callable[[str], Any]
 ) -> None:
     for intent in journal.due():
-        if now - intent.at < MIN_AGE_S:
-            continue
         worker = worker_of(intent.service)
         may_act = worker is not None and worker.may_stop_now(None)
         if intent.kind == COMPOSE:
