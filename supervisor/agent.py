@@ -183,16 +183,18 @@ class Agent:
         worker = Worker(policy, self.context, saved)
         self.router.add(worker)
         self.board.expect(policy.service, saved)
-        self._schedule_ticks(worker)
+        self._schedule_ticks(worker, policy.check.interval_s)
 
-    def _schedule_ticks(self, worker: Worker) -> None:
-        old = self._ticks.pop(worker.service, None)
-        if old is not None:
-            old.cancel()
-        interval_s = worker.policy.check.interval_s
+    def _schedule_ticks(self, worker: Worker, interval_s: float) -> None:
+        self._cancel_ticks(worker.service)
         self._ticks[worker.service] = self.timers.every(
             interval_s, self.dispatcher.post, worker, Look("tick"), first_s=interval_s
         )
+
+    def _cancel_ticks(self, service: str) -> None:
+        tick = self._ticks.pop(service, None)
+        if tick is not None:
+            tick.cancel()
 
     def _post(self, service: str, message: Any) -> None:
         worker = self.router.get(service)
@@ -246,9 +248,7 @@ class Agent:
                 worker.retired = True
             self.router.remove(service)
             self.board.drop(service)
-            tick = self._ticks.pop(service, None)
-            if tick is not None:
-                tick.cancel()
+            self._cancel_ticks(service)
             if worker is not None:
                 self.dispatcher.post(worker, Remove())
         for policy in plan.added:
@@ -257,16 +257,8 @@ class Agent:
             worker = self.router.get(policy.service)
             if worker is not None:
                 self.dispatcher.post(worker, NewPolicy(policy))
-                worker_policy_interval = current[policy.service].check.interval_s
-                if worker_policy_interval != policy.check.interval_s:
-                    self._ticks.pop(policy.service).cancel()
-                    self._ticks[policy.service] = self.timers.every(
-                        policy.check.interval_s,
-                        self.dispatcher.post,
-                        worker,
-                        Look("tick"),
-                        first_s=policy.check.interval_s,
-                    )
+                if current[policy.service].check.interval_s != policy.check.interval_s:
+                    self._schedule_ticks(worker, policy.check.interval_s)
         self.prober.sync(plan.kept)
         for policy in plan.added:
             self._post(policy.service, Look("policy"))

@@ -181,7 +181,7 @@ class Cycle:
 
         def stop() -> tuple[str, float]:
             at = worker.now()
-            if not worker.may_stop_now(container):
+            if not worker.may_act_now(container):
                 return CANCELLED, at
             # Stamped as it is written, just before the stop: only a later start fulfils
             # it, and only a container that finished after it was taken down by this stop.
@@ -212,15 +212,18 @@ class Cycle:
         else:
             self._start()
 
-    def _start(self) -> None:
+    def _cancel_timer(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+
+    def _start(self) -> None:
+        self._cancel_timer()
         self.phase = STARTING
         worker, manager, container, stop_at = self.w, self.w.manager, self.container, self.stop_at
 
         def start() -> str:
-            if not worker.may_stop_now(None) and manager.was_down_before(container, stop_at):
+            if not worker.may_act_now() and manager.was_down_before(container, stop_at):
                 return SKIPPED  # down before this cycle's stop, and held or removed now
             return STARTED if manager.start_step(container) else TAKEN_OVER
 
@@ -251,8 +254,7 @@ class Cycle:
             self.look(self.w.observe())
 
     def _recovered(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        self._cancel_timer()
         self.w.tracker.record_recovered(self.w.now())
         self._report(True, None, None)
         w = self.w
@@ -365,9 +367,7 @@ class Cycle:
         self._end()
 
     def _end(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self._cancel_timer()
         if self.has_slot:
             self.ctx.runner.release(self.w)
         else:

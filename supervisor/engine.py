@@ -193,8 +193,7 @@ def observe_in(
     is_manual_stop: Callable[[str], bool] = lambda container_id: False,
 ) -> Observation:
     """A service's Observation from known containers (with their State). Pure."""
-    project = policy.compose.project if policy.compose else None
-    found = discover(policy.match, project, containers)
+    found = discover(policy.match, policy.project, containers)
     if len(found) > 1:
         names = ", ".join(sorted(c.name for c in found))
         return Observation(Status.ERROR, REASON_AMBIGUOUS, detail=f"matches {names}")

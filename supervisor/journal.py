@@ -36,7 +36,12 @@ class Intent:
 
     @staticmethod
     def for_compose(service: str, container_id: str | None, at: float) -> Intent:
-        return Intent(f"compose:{service}", service, COMPOSE, container_id, at)
+        return Intent(compose_key(service), service, COMPOSE, container_id, at)
+
+
+def compose_key(service: str) -> str:
+    """The key of a compose-scope service's intent."""
+    return f"{COMPOSE}:{service}"
 
 
 class Journal:

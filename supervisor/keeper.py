@@ -46,7 +46,7 @@ def finish_due_intents(
 ) -> None:
     for intent in journal.due():
         worker = worker_of(intent.service)
-        may_act = worker is not None and worker.may_stop_now(None)
+        may_act = worker is not None and worker.may_act_now()
         if intent.kind == COMPOSE:
             if worker is None:
                 _abandon(journal, intent, "its service is no longer supervised")

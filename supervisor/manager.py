@@ -256,8 +256,8 @@ class ServiceManager:
 
     def _project(self, container: ContainerInfo | None) -> str | None:
         """The compose project whose events a compose-scope cycle causes."""
-        if self.policy.compose and self.policy.compose.project:
-            return self.policy.compose.project
+        if self.policy.project:
+            return self.policy.project
         return container.labels.get(LABEL_COMPOSE_PROJECT) if container else None
 
     def _log_action_error(self, event: str, message: str, error: SupervisorError) -> None:

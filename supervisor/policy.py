@@ -119,6 +119,11 @@ class Policy:
     notify: NotifyPolicy | None = None
     source: Path | None = None
 
+    @property
+    def project(self) -> str | None:
+        """The compose project named in the policy, if any."""
+        return self.compose.project if self.compose else None
+
 
 def parse_duration(value: Any) -> float:
     """Return seconds for `500ms`, `10s`, `5m`, `1h`, `1h30m` or a plain non-negative number.

@@ -80,8 +80,9 @@ class Router:
         if container is not None and (verb in IDENTITY_ACTIONS or not names):
             for worker in candidates:
                 policy = worker.policy
-                project = policy.compose.project if policy.compose else None
-                if worker.service not in names and discover(policy.match, project, [container]):
+                if worker.service not in names and discover(
+                    policy.match, policy.project, [container]
+                ):
                     concerned.append(worker)
         for worker in concerned:
             self._dispatcher.post(worker, Look("event"))

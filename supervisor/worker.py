@@ -21,7 +21,7 @@ from .cycle import Cycle
 from .dispatch import Dispatcher
 from .engine import Observation, discover, observe_in
 from .gate import WATCH_ONLY, Facts, may_heal
-from .journal import COMPOSE, Journal
+from .journal import Journal, compose_key
 from .liveness import EngineHealth
 from .logs import log_event
 from .manager import ServiceManager
@@ -142,22 +142,23 @@ class Worker:
         if cause == "tick" and last is not None and _single_key(self.policy):
             container = view.get(last.id)
             if container is not None and discover(
-                self.policy.match, _project(self.policy), [container]
+                self.policy.match, self.policy.project, [container]
             ):
                 return [container]
         return view.containers()
 
     def is_ready(self, seen: Observation, since: float) -> bool:
-        """Healthy after a start made at or after `since` (probes included, when there is one)."""
+        """Healthy after a start made after `since` (probes included, when there is one)."""
         if not seen.is_healthy or seen.started_at is None or seen.started_at <= since:
             return False
         if not self.ctx.prober.has_probe(self.service):
             return True
         return self.ctx.prober.verdict(self.service, seen.started_at)[0] == OK
 
-    def may_stop_now(self, container: Any) -> bool:
-        """Asked by a stop effect as it runs (on the effects pool): a hold, a removal, a stop
-        of the agent, a stop by hand or a smaller budget that came after the slot wins."""
+    def may_act_now(self, container: Any = None) -> bool:
+        """Asked by an effect as it runs (on the effects pool or the keeper's thread): a
+        hold, a removal, a stop of the agent, a smaller budget, or a stop by hand of
+        `container`, that came after the decision, wins."""
         now = self.now()
         held = self.held_until is not None and now < self.held_until
         manual = container is not None and self.ctx.view.is_manual_stop(container.id)
@@ -202,7 +203,7 @@ class Worker:
 
     def _note_compose_start(self, seen: Observation) -> None:
         """A compose-scope intent is fulfilled once the service runs from a start after it."""
-        intent = self.ctx.journal.get(f"{COMPOSE}:{self.service}")
+        intent = self.ctx.journal.get(compose_key(self.service))
         if intent is None or seen.container is None or seen.started_at is None:
             return
         if seen.status in (Status.RUNNING, Status.STARTING) and seen.started_at > intent.at:
@@ -350,7 +351,3 @@ def _single_key(policy: Policy) -> bool:
     match = policy.match
     keys = [match.compose_service, match.labels or None, match.name, match.port]
     return sum(key is not None for key in keys) == 1
-
-
-def _project(policy: Policy) -> str | None:
-    return policy.compose.project if policy.compose else None
