@@ -28,10 +28,18 @@ from datetime import datetime
 from pathlib import Path
 
 import docker
-import psutil
-from harness import DEFAULT_AGENT, LABEL, Agent, make_containers, wait_healthy, write_policies
+from harness import (
+    DEFAULT_AGENT,
+    LABEL,
+    Agent,
+    engine_client,
+    make_containers,
+    serving_dockerd,
+    start_dockerd_again,
+    wait_healthy,
+    write_policies,
+)
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS: list[dict] = []
 
 
@@ -45,16 +53,12 @@ def report(fault: str, done: str, runs: int, lost: str, figure: str) -> None:
 
 
 def client() -> docker.DockerClient:
-    return docker.DockerClient(version="auto", timeout=60)
+    return engine_client(60)
 
 
-def dockerd_pids() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "dockerd"]
-
-
-def start_engine() -> float:
-    """Start dockerd with the project's own script; return when it answers (time.time())."""
-    subprocess.run([str(REPO / "scripts/ensure-engine")], check=True, timeout=120)
+def start_engine(cmdline: list[str]) -> float:
+    """Start the dockerd a fault stopped, as it was; return when it answers (time.time())."""
+    start_dockerd_again(cmdline)
     return time.time()
 
 
@@ -126,11 +130,12 @@ def fault_dockerd_kill(rounds: int = 5) -> None:
     try:
         resync, healthy_again, outage_heals = [], [], 0
         for i in range(rounds):
-            for p in dockerd_pids():
-                p.send_signal(signal.SIGKILL)
+            dockerd = serving_dockerd()
+            cmdline = dockerd.cmdline()
+            dockerd.send_signal(signal.SIGKILL)
             gone = s.agent.wait_event("engine.unreachable", after=i)
             time.sleep(2)
-            answered = start_engine()
+            answered = start_engine(cmdline)
             back = s.agent.wait_event("engine.reachable", timeout_s=30, after=i)
             resync.append(ts(back) - answered)
             outage_heals += sum(1 for x in s.lines("heal.started") if ts(gone) <= ts(x) < ts(back))
@@ -171,7 +176,7 @@ def fault_dockerd_freeze(freeze_s: float = 20) -> None:
     )
     try:
         pings = []
-        procs = dockerd_pids()
+        procs = [serving_dockerd()]
         for p in procs:
             p.send_signal(signal.SIGSTOP)
         began = time.time()
@@ -384,7 +389,7 @@ def fault_crash_loop(minutes: float = 5) -> None:
 
 _KEEP_UNHEALTHY = """
 import sys, time, docker
-c = docker.DockerClient(version="auto").containers.get(sys.argv[1])
+c = docker.from_env(version="auto").containers.get(sys.argv[1])
 while True:
     try:
         c.exec_run(["rm", "-f", "/tmp/healthy"])

@@ -18,6 +18,12 @@ import docker
 import psutil
 import yaml
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+# The engine DOCKER_HOST names, and its dockerd found by its socket: shared with the tests.
+from tests.support import engine_client, serving_dockerd, start_dockerd_again  # noqa: E402
+
+__all__ = ["engine_client", "serving_dockerd", "start_dockerd_again"]
 IMAGE = "docker-supervisor/busybox:local"
 LABEL = "docker-supervisor.bench"
 SECOND_NS = 1_000_000_000

@@ -39,6 +39,7 @@ from harness import (
     IMAGE,
     Agent,
     EventLog,
+    engine_client,
     make_containers,
     wait_healthy,
     write_policies,
@@ -139,7 +140,7 @@ def main() -> int:
     parser.add_argument("--skip-footprint", action="store_true")
     args = parser.parse_args()
 
-    client = docker.DockerClient(version="auto", timeout=120)
+    client = engine_client(120)
     try:
         client.images.get(IMAGE)
     except docker.errors.ImageNotFound:

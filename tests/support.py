@@ -1,4 +1,5 @@
-"""Helpers for tests against the real engine: a bounded poll, and the agent as a process."""
+"""Helpers for tests against the real engine: the one engine DOCKER_HOST names, a bounded
+poll, and the agent as a process."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+import docker
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +28,60 @@ FAST_HEAL = {
     "ready_timeout": "30s",
     "backoff": {"initial": "1s", "factor": 2, "max": "4s", "jitter": 0},
 }
+
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
+
+def engine_client(timeout_s: float = 60) -> docker.DockerClient:
+    """A client of the engine DOCKER_HOST names (the default socket without it): the one the
+    agent, the docker CLI and compose talk to, and no other on the host."""
+    return docker.from_env(version="auto", timeout=timeout_s)
+
+
+def engine_answers(timeout_s: float = 3) -> bool:
+    client = None
+    try:
+        client = engine_client(timeout_s)
+        client.ping()
+    except docker.errors.DockerException:
+        return False
+    finally:
+        if client is not None:
+            client.close()
+    return True
+
+
+def engine_socket() -> str:
+    """The unix socket DOCKER_HOST names, resolved (/var/run is a link to /run)."""
+    url = urlparse(os.environ.get("DOCKER_HOST") or f"unix://{DEFAULT_SOCKET}")
+    if url.scheme != "unix":
+        raise AssertionError(f"DOCKER_HOST={url.geturl()}: tests find dockerd by its unix socket")
+    return os.path.realpath(url.path)
+
+
+def serving_dockerd() -> psutil.Process:
+    """The dockerd listening on DOCKER_HOST's socket: found by the socket, never by name, so a
+    second engine on this host is left alone."""
+    path = engine_socket()
+    for conn in psutil.net_connections(kind="unix"):
+        if conn.pid and conn.laddr and os.path.realpath(conn.laddr) == path:
+            proc = psutil.Process(conn.pid)
+            if proc.name() == "dockerd":
+                return proc
+    raise AssertionError(f"no dockerd process listens on {path}")
+
+
+def start_dockerd_again(cmdline: list[str]) -> None:
+    """Start the engine a test stopped, as it was started, and wait until it answers."""
+    if any(arg.startswith("fd://") for arg in cmdline):  # socket-activated by systemd
+        subprocess.run(["systemctl", "start", "docker"], check=True, timeout=120)
+    else:
+        with open("/var/log/dockerd.log", "ab") as log:
+            subprocess.Popen(
+                cmdline, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+    wait_for(engine_answers, 60, f"the engine to answer after {' '.join(cmdline)}")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

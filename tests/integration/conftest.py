@@ -14,7 +14,7 @@ import docker
 import pytest
 
 from supervisor.compose import find_compose_command
-from tests.support import REPO, AgentProcess
+from tests.support import REPO, AgentProcess, engine_client
 
 IMAGE = "docker-supervisor/busybox:local"
 RUN_ID = uuid.uuid4().hex[:8]
@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def client():
     try:
-        client = docker.DockerClient(version="auto")
+        client = engine_client()
         client.ping()
     except docker.errors.DockerException as e:
         pytest.fail(f"no Docker engine answers ({e}); `make test` starts one", pytrace=False)

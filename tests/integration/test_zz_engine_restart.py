@@ -1,30 +1,21 @@
 """The engine stops and starts again under a running agent. Runs last: it restarts dockerd."""
 
-import os
 import signal
-import subprocess
 import time
 
-import docker
 import psutil
 import pytest
 
 from tests.integration.conftest import file_healthcheck, health_of
-from tests.support import REPO, wait_for, write_policy
+from tests.support import (
+    engine_client,
+    serving_dockerd,
+    start_dockerd_again,
+    wait_for,
+    write_policy,
+)
 
 pytestmark = [pytest.mark.engine, pytest.mark.engine_restart]
-
-
-def dockerd_processes() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "dockerd"]
-
-
-def engine_answers() -> bool:
-    try:
-        docker.DockerClient(version="auto", timeout=3).ping()
-    except docker.errors.DockerException:
-        return False
-    return True
 
 
 def test_engine_restart_under_a_running_agent(client, containers, agents, tmp_path):
@@ -47,25 +38,21 @@ def test_engine_restart_under_a_running_agent(client, containers, agents, tmp_pa
     agent = agents.start(tmp_path / "p", tmp_path / "state")
     agent.wait_event("service.status", service="survivor", status="running")
 
-    procs = dockerd_processes()
-    assert procs, "this test needs dockerd running as a process it can signal"
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    psutil.wait_procs(procs, timeout=60)
+    dockerd = serving_dockerd()
+    cmdline = dockerd.cmdline()
+    dockerd.send_signal(signal.SIGTERM)
+    psutil.wait_procs([dockerd], timeout=60)
     agent.wait_event("engine.unreachable")
     agent.wait_event("service.status", service="survivor", reason="engine_unreachable")
     time.sleep(3)  # the outage lasts: nothing may be healed, the agent must not exit
     assert agent.proc.poll() is None
 
-    subprocess.run(
-        [str(REPO / "scripts/ensure-engine")], check=True, timeout=120, env={**os.environ}
-    )
-    wait_for(engine_answers, 60, "the engine to answer")
+    start_dockerd_again(cmdline)
     agent.wait_event("engine.reachable", timeout_s=10)
     assert agent.events("heal.started") == [], agent.output()
     assert len(agent.events("engine.unreachable")) == 1
 
-    fresh = docker.DockerClient(version="auto")
+    fresh = engine_client()
     c = fresh.containers.get(c.id)
     wait_for(lambda: health_of(fresh, c) == "healthy", 60, "healthy after the engine restart")
     agent.wait_event("service.status", service="survivor", status="running")
