@@ -19,7 +19,7 @@ from typing import Any
 from . import __version__
 from .errors import AgentRunning, PolicyError, PolicyErrors, SupervisorError, UsageError
 from .gate import HELD_FOREVER
-from .logs import log_event, setup_logging
+from .logs import log_event, setup_logging, stream_is_journal
 from .policy import Policy, load_notify_file, load_policies, load_policy_dir, parse_duration
 
 EXIT_OK = 0
@@ -161,6 +161,7 @@ def _duration_arg(text: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args: argparse.Namespace | None = None
     try:
         args = build_parser().parse_args(argv)
         dry_run = getattr(args, "dry_run", False)
@@ -171,17 +172,40 @@ def main(argv: list[str] | None = None) -> int:
         )
         return COMMANDS[args.command](args)
     except PolicyErrors as e:
-        for error in e.errors:
-            print(error, file=sys.stderr)
+        _refuse(args, e.errors)
         return EXIT_BAD_INPUT
     except (PolicyError, UsageError, AgentRunning) as e:
-        print(e, file=sys.stderr)
+        _refuse(args, [e])
         return EXIT_BAD_INPUT
     except SupervisorError as e:
-        print(f"docker-supervisor: {e}", file=sys.stderr)
+        _refuse(args, [e], prefix="docker-supervisor: ")
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _refuse(args: argparse.Namespace | None, errors: list[Exception], prefix: str = "") -> None:
+    """Say why a command ends: one line per problem on stderr, or, for `run` under systemd,
+    one JSON line each in the journal like every other line the agent writes there."""
+    if args is None or args.command != "run" or not stream_is_journal(sys.stdout):
+        for error in errors:
+            print(f"{prefix}{error}", file=sys.stderr)
+        return
+    log = logging.getLogger("supervisor.cli")
+    for error in errors:
+        if isinstance(error, PolicyError):
+            log_event(
+                log,
+                logging.ERROR,
+                "policy.invalid",
+                str(error),
+                file=error.file,
+                line=error.line,
+                field=error.field,
+                error=error.message,
+            )
+        else:
+            log_event(log, logging.ERROR, "agent.refused", f"{prefix}{error}", error=str(error))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -1,7 +1,5 @@
-"""notify.py over a real datagram socket; the journald priority prefix; the systemd unit."""
+"""notify.py over a real datagram socket; the systemd unit."""
 
-import io
-import logging
 import os
 import shutil
 import socket
@@ -11,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.logs import JournalPrefixFormatter, stream_is_journal
 from supervisor.notify import Notifier
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,46 +55,6 @@ def test_without_socket_nothing_is_sent_and_nothing_raises(tmp_path):
 )
 def test_watchdog_interval_is_half_of_watchdog_usec(env, interval):
     assert Notifier(env).watchdog_interval_s == interval
-
-
-def test_journal_prefix_carries_the_syslog_priority():
-    formatter = JournalPrefixFormatter(logging.Formatter("%(message)s"))
-    lines = [
-        formatter.format(logging.LogRecord("x", level, __file__, 1, "m", None, None))
-        for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR)
-    ]
-    assert lines == ["<7>m", "<6>m", "<4>m", "<3>m"]
-
-
-def test_journal_stream_is_recognised_by_device_and_inode(tmp_path, monkeypatch):
-    with open(tmp_path / "out", "w") as stream:
-        info = os.fstat(stream.fileno())
-        monkeypatch.setenv("JOURNAL_STREAM", f"{info.st_dev}:{info.st_ino}")
-        assert stream_is_journal(stream)
-        monkeypatch.setenv("JOURNAL_STREAM", f"{info.st_dev}:{info.st_ino + 1}")
-        assert not stream_is_journal(stream)
-    assert not stream_is_journal(io.StringIO())
-
-
-def test_the_agent_prefixes_lines_under_journald(tmp_path):
-    out = tmp_path / "out"
-    (tmp_path / "p").mkdir()
-    (tmp_path / "p/x.yaml").write_text("service: x\nmatch: {name: x}\nextra: 1\n")
-    with open(out, "w") as stream:
-        info = os.fstat(stream.fileno())
-        code = (
-            "import logging, sys; from supervisor.logs import setup_logging, log_event; "
-            "setup_logging(); log_event(logging.getLogger('supervisor.t'), logging.WARNING, "
-            "'t.e', 'hello')"
-        )
-        subprocess.run(
-            [sys.executable, "-c", code],
-            stdout=stream,
-            check=True,
-            cwd=REPO,
-            env={**os.environ, "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"},
-        )
-    assert out.read_text().startswith('<4>{"level": "WARNING"')
 
 
 def systemd_analyze(*args: str) -> subprocess.CompletedProcess:
