@@ -9,8 +9,9 @@ COMPOSE := $(BIN)/docker-compose
 PREFIX ?= /opt/docker-supervisor
 SYSCONFDIR ?= /etc/docker-supervisor
 UNITDIR ?= /etc/systemd/system
+BINDIR ?= /usr/local/bin
 
-.PHONY: demo demo-down test simulate lint format engine venv images install clean
+.PHONY: demo demo-down test e2e simulate lint format engine venv images install clean
 
 engine:
 	@scripts/ensure-engine
@@ -48,18 +49,26 @@ format: venv
 test: engine venv images
 	$(BIN)/pytest -q tests
 
+# Only the end-to-end suite (also part of `make test`): a Debian 12 host with systemd as PID 1
+# and its own dockerd, in a container; the agent installed on it with `make install`.
+e2e: engine venv
+	$(BIN)/pytest -q tests/e2e
+
 # The core on a simulated engine and clock, over many seeds (about a minute); `make test`
 # runs a shorter pass. A failing seed prints the command that replays it.
 SEEDS ?= 400
 simulate: venv
 	$(BIN)/python -m tests.simulation.run --seeds $(SEEDS)
 
-# The package in its own virtual environment, the unit, and the policies directory (the
-# examples go to examples/ beside it; nothing an operator wrote is overwritten).
+# The package in its own virtual environment (its command linked into BINDIR), the unit, and
+# the policies directory (the examples go to examples/ beside it; nothing an operator wrote
+# is overwritten).
 install:
 	$(PYTHON) -m venv $(PREFIX)/venv
 	$(PREFIX)/venv/bin/pip install --quiet --upgrade pip
 	$(PREFIX)/venv/bin/pip install --quiet .
+	install -d $(BINDIR)
+	ln -sf $(PREFIX)/venv/bin/docker-supervisor $(BINDIR)/docker-supervisor
 	install -m 0644 README.md $(PREFIX)/README.md
 	install -d -m 0755 $(SYSCONFDIR)/policies.d $(SYSCONFDIR)/examples
 	install -m 0644 policies/*.yaml $(SYSCONFDIR)/examples/

@@ -129,16 +129,17 @@ class Agent:
         )
         self.engine.attach_view(self.view)
         self.runner = HealRunner(heal_concurrency, self.dispatcher, parts.submit_effect)
+        self.metrics: Metrics | None = None
+        self._metrics_addr = metrics_addr
+        if metrics_addr is not None:
+            self.metrics = Metrics(self.board.metric_rows, lambda: self.engine.api_calls)
         self.prober = Prober(
             self.timers,
             parts.submit_probe,
             parts.run_probe or (lambda probe, container: run_probe(probe, container, self.engine)),
             lambda service: self._post(service, Look("probe")),
+            self.metrics.probed if self.metrics is not None else lambda service, ok: None,
         )
-        self.metrics: Metrics | None = None
-        self._metrics_addr = metrics_addr
-        if metrics_addr is not None:
-            self.metrics = Metrics(self.board.metric_rows, lambda: self.engine.api_calls)
         self.context = Context(
             view=self.view,
             engine=self.health,

@@ -7,6 +7,7 @@ they act on the whole stack, as an operator would type them. Nothing here remove
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ComposeError
+from .logs import log_event
+
+log = logging.getLogger(__name__)
 
 STDERR_TAIL_CHARS = 2000
 DEFAULT_COMPOSE_TIMEOUT_S = 120.0
@@ -154,8 +158,29 @@ def _text(data: bytes | str | None) -> str:
     return text[-STDERR_TAIL_CHARS:]
 
 
+def warnings_in(stderr: str) -> list[str]:
+    """Compose's own warnings among its progress lines (`WARN[0000] ...`, `WARNING: ...`):
+    an unreadable Docker config, an obsolete key, orphans. Each once, in order."""
+    found = [line.strip() for line in stderr.splitlines() if line.lstrip().startswith("WARN")]
+    return list(dict.fromkeys(found))
+
+
+def _log_warnings(result: ComposeResult) -> ComposeResult:
+    for warning in warnings_in(result.stderr):
+        log_event(
+            log,
+            logging.WARNING,
+            "compose.warning",
+            warning,
+            command=" ".join(result.argv),
+            warning=warning,
+        )
+    return result
+
+
 class Compose:
-    """Blanket lifecycle commands for one stack, through a found compose command."""
+    """Blanket lifecycle commands for one stack, through a found compose command; compose's
+    warnings on success are logged (`compose.warning`), its errors raised."""
 
     def __init__(
         self, compose_cmd: Sequence[str], timeout_s: float = DEFAULT_COMPOSE_TIMEOUT_S
@@ -164,15 +189,14 @@ class Compose:
         self.timeout_s = timeout_s
 
     def up(self, file: Path, project: str | None) -> ComposeResult:
-        return run_compose(
-            build_up_argv(self.compose_cmd, file, project), self.timeout_s, file.parent
-        )
+        argv = build_up_argv(self.compose_cmd, file, project)
+        return _log_warnings(run_compose(argv, self.timeout_s, file.parent))
 
     def stop(
         self, file: Path, project: str | None, timeout_s: float | None = None
     ) -> ComposeResult:
         argv = build_stop_argv(self.compose_cmd, file, project, timeout_s)
-        return run_compose(argv, self.timeout_s, file.parent)
+        return _log_warnings(run_compose(argv, self.timeout_s, file.parent))
 
     def config(self, file: Path, project: str | None) -> ComposeResult:
         return run_compose(

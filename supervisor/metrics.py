@@ -43,6 +43,12 @@ class Metrics:
         self._checks = Counter(
             "supervisor_checks", "Checks made, by service", ["service"], registry=self.registry
         )
+        self._probes = Counter(
+            "supervisor_probes",
+            "Agent-side probes run, by service and result",
+            ["service", "result"],
+            registry=self.registry,
+        )
         self._heals = Counter(
             "supervisor_heals",
             "Heal cycles ended, by service and result",
@@ -66,6 +72,9 @@ class Metrics:
 
     def checked(self, service: str) -> None:
         self._checks.labels(service).inc()
+
+    def probed(self, service: str, ok: bool) -> None:
+        self._probes.labels(service, "ok" if ok else "failed").inc()
 
     def healed(self, service: str, recovered: bool, duration_s: float) -> None:
         self._heals.labels(service, "recovered" if recovered else "failed").inc()

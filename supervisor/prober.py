@@ -42,11 +42,13 @@ class Prober:
         submit: Callable[[Callable[[], None]], Any],
         run: Callable[[ProbePolicy, ContainerInfo], ProbeResult],
         on_change: Callable[[str], None],
+        on_result: Callable[[str, bool], None] = lambda service, ok: None,
     ) -> None:
         self._timers = timers
         self._submit = submit
         self._run = run
         self._on_change = on_change
+        self._on_result = on_result
         self._lock = threading.Lock()
         self._probes: dict[str, _Probe] = {}
 
@@ -122,6 +124,7 @@ class Prober:
                 return  # replaced by a reload, or the container started anew meanwhile
             changed = probe.tracker.record(result)
             state, failures = probe.tracker.state, probe.tracker.failures
+        self._on_result(service, result.ok)
         if not changed:
             return
         fields = dict(service=service, container=target.name, kind=spec.kind)

@@ -8,6 +8,7 @@ from tests.support import REPO
 
 def test_make_install(tmp_path):
     prefix, etc, units = tmp_path / "opt", tmp_path / "etc", tmp_path / "units"
+    bindir = tmp_path / "bin"
     done = subprocess.run(
         [
             "make",
@@ -16,6 +17,7 @@ def test_make_install(tmp_path):
             f"PREFIX={prefix}",
             f"SYSCONFDIR={etc}",
             f"UNITDIR={units}",
+            f"BINDIR={bindir}",
         ],
         cwd=REPO,
         capture_output=True,
@@ -25,7 +27,7 @@ def test_make_install(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     validate = subprocess.run(
-        [str(prefix / "venv/bin/docker-supervisor"), "validate", str(etc / "examples")],
+        [str(bindir / "docker-supervisor"), "validate", str(etc / "examples")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,6 +11,7 @@ from supervisor.compose import (
     build_up_argv,
     find_compose_command,
     run_compose,
+    warnings_in,
 )
 from supervisor.errors import ComposeError
 
@@ -158,3 +159,17 @@ def test_an_explicit_v1_is_refused(tmp_path):
 def test_the_compose_installed_with_the_agent_is_v2():
     command = find_compose_command(search_path=str(Path(sys.executable).parent))
     assert command == [str(Path(sys.executable).parent / "docker-compose")]
+
+
+def test_compose_warnings_are_picked_from_its_progress_lines():
+    stderr = (
+        " Container e2e-cache-1  Stopping\n"
+        "WARNING: Error loading config file: /root/.docker/config.json: permission denied\n"
+        "WARN[0000] /srv/compose.yml: the attribute `version` is obsolete\n"
+        " Container e2e-cache-1  Stopped\n"
+        "WARNING: Error loading config file: /root/.docker/config.json: permission denied\n"
+    )
+    assert warnings_in(stderr) == [
+        "WARNING: Error loading config file: /root/.docker/config.json: permission denied",
+        "WARN[0000] /srv/compose.yml: the attribute `version` is obsolete",
+    ]
