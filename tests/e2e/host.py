@@ -36,29 +36,46 @@ WHEELHOUSE = REPO / "build/e2e/wheelhouse"
 SOURCE_DIR = "/root/docker-supervisor"
 TEST_LABEL = "docker-supervisor.test"
 UNIT = "docker-supervisor"
+IMAGE_REPOSITORY = "docker-supervisor/e2e-host"
 
 
-def image_tag(suite: str = "bookworm") -> str:
-    """The image for this build script: a changed script builds a new one."""
+def image_tag(engine: str = "bookworm") -> str:
+    """The host image for this build script, with the Docker engine of Debian's `engine`
+    suite (bookworm: 20.10, trixie: 26.1); a changed script builds a new one."""
     digest = hashlib.sha256(BUILD_SCRIPT.read_bytes()).hexdigest()[:12]
-    return f"docker-supervisor/e2e-host:{suite}-{digest}"
+    return f"{IMAGE_REPOSITORY}:{engine}-engine-{digest}"
 
 
-def ensure_image(suite: str = "bookworm") -> tuple[str, float]:
+def ensure_image(engine: str = "bookworm") -> tuple[str, float]:
     """The host image, built if missing; returns the tag and the seconds spent building."""
-    tag = image_tag(suite)
+    tag = image_tag(engine)
     if docker_quiet("image", "inspect", tag):
         return tag, 0.0
+    env = {**os.environ, "ENGINE": engine}
     began = time.monotonic()
-    subprocess.run(
-        [str(BUILD_SCRIPT), tag], check=True, timeout=1200, env={**os.environ, "SUITE": suite}
-    )
+    if engine != "bookworm":  # the same host with another engine: built on the first
+        env["BASE"], _ = ensure_image("bookworm")
+    subprocess.run([str(BUILD_SCRIPT), tag], check=True, timeout=1200, env=env)
+    # Images of this engine built by an older script are no longer a cache of anything.
+    listed = subprocess.run(
+        ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE_REPOSITORY],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    stale = [
+        old for old in listed if old.startswith(f"{IMAGE_REPOSITORY}:{engine}-") and old != tag
+    ]
+    if stale:
+        subprocess.run(["docker", "rmi", *stale], capture_output=True, timeout=120, check=False)
     return tag, time.monotonic() - began
 
 
 def build_wheelhouse() -> Path:
     """Wheels for everything `make install` installs, built here (the host may not reach a
-    registry): the project's dependencies, and what pip needs to build the project itself."""
+    registry): the project's dependencies with its dev extra (the engine matrix runs tests
+    there), and what pip needs to build the project itself."""
     WHEELHOUSE.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
@@ -67,7 +84,7 @@ def build_wheelhouse() -> Path:
             "--quiet",
             "--wheel-dir",
             str(WHEELHOUSE),
-            str(REPO),
+            f"{REPO}[dev]",
             "pip",
             "setuptools>=68",
             "wheel",
