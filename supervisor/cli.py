@@ -191,19 +191,12 @@ def _refuse(args: argparse.Namespace | None, errors: list[Exception], prefix: st
         for error in errors:
             print(f"{prefix}{error}", file=sys.stderr)
         return
+    from .reload import log_invalid
+
     log = logging.getLogger("supervisor.cli")
     for error in errors:
         if isinstance(error, PolicyError):
-            log_event(
-                log,
-                logging.ERROR,
-                "policy.invalid",
-                str(error),
-                file=error.file,
-                line=error.line,
-                field=error.field,
-                error=error.message,
-            )
+            log_invalid(error)
         else:
             log_event(log, logging.ERROR, "agent.refused", f"{prefix}{error}", error=str(error))
 

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import PolicyError
 from .logs import log_event
 from .policy import LoadResult, Policy
 
@@ -26,19 +27,24 @@ class Plan:
     kept: list[Policy] = field(default_factory=list)  # every policy in force afterwards
 
 
+def log_invalid(error: PolicyError) -> None:
+    """One `policy.invalid` line: the error's own one-line text, and where it is."""
+    log_event(
+        log,
+        logging.ERROR,
+        "policy.invalid",
+        str(error),
+        file=error.file,
+        line=error.line,
+        field=error.field,
+        error=error.message,
+    )
+
+
 def plan_reload(current: dict[str, Policy], result: LoadResult, directory: Path) -> Plan:
     """Compare the running policies with a fresh load of `directory`; log what it finds."""
     for error in result.errors:
-        log_event(
-            log,
-            logging.ERROR,
-            "policy.invalid",
-            str(error),
-            file=error.file,
-            line=error.line,
-            field=error.field,
-            error=error.message,
-        )
+        log_invalid(error)
     if any(error.file == str(directory) for error in result.errors):
         log_event(
             log,

@@ -3,9 +3,11 @@ poll, and the agent as a process."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -82,6 +84,18 @@ def start_dockerd_again(cmdline: list[str]) -> None:
                 cmdline, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
     wait_for(engine_answers, 60, f"the engine to answer after {' '.join(cmdline)}")
+
+
+@contextlib.contextmanager
+def datagram_listener(path: Path):
+    """A unix datagram socket bound at `path`, as systemd's notify socket and journald's are."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(2)
+    try:
+        yield path, sock
+    finally:
+        sock.close()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

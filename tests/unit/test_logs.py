@@ -4,7 +4,6 @@ import io
 import json
 import logging
 import os
-import socket
 import struct
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from supervisor.logs import (
     setup_logging,
     stream_is_journal,
 )
+from tests.support import datagram_listener
 
 LOGGER = logging.getLogger("supervisor.test")
 REPO = Path(__file__).resolve().parents[2]
@@ -41,12 +41,8 @@ def decode_journal_entry(data: bytes) -> dict[str, str]:
 
 @pytest.fixture
 def journald(tmp_path):
-    path = tmp_path / "journal.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.settimeout(2)
-    yield path, sock
-    sock.close()
+    with datagram_listener(tmp_path / "journal.sock") as bound:
+        yield bound
 
 
 @pytest.fixture

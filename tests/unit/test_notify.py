@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.notify import Notifier
+from tests.support import datagram_listener
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd/docker-supervisor.service"
@@ -17,12 +17,8 @@ UNIT = REPO / "systemd/docker-supervisor.service"
 
 @pytest.fixture
 def listener(tmp_path):
-    path = tmp_path / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.settimeout(2)
-    yield path, sock
-    sock.close()
+    with datagram_listener(tmp_path / "notify.sock") as bound:
+        yield bound
 
 
 def test_messages_arrive_as_datagrams(listener):
