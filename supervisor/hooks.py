@@ -1,7 +1,8 @@
 """Notifications: a command (argv, no shell) and a webhook (JSON POST) for heal events.
 
 Sent from a small pool of their own, so a slow or dead receiver never blocks or delays
-healing; a failure is logged (notify.failed) and dropped. The webhook is retried twice.
+healing; a failure is logged (notify.failed) and dropped. The webhook is retried twice, and
+sent through outbound.py (no redirects, no proxy from the environment).
 This module only delivers: the agent decides what happened and when.
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import requests
 
 from .logs import log_event
+from .outbound import request_status
 from .policy import NotifyPolicy
 
 log = logging.getLogger("supervisor.hooks")
@@ -87,11 +89,13 @@ class Notifications:
         error = None
         for attempt in range(WEBHOOK_TRIES):
             try:
-                response = requests.post(policy.webhook, json=payload, timeout=policy.timeout_s)
-                if response.status_code < 300:
+                status = request_status("POST", policy.webhook, policy.timeout_s, payload)
+                if status < 300:
                     error = None
                     break
-                error = f"HTTP {response.status_code}"
+                error = f"HTTP {status}"
+                if status < 400:
+                    error += " (redirects are not followed)"
             except requests.RequestException as e:
                 error = f"{type(e).__name__}: {e}"
             if attempt < len(RETRY_PAUSE_S):

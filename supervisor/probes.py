@@ -15,6 +15,7 @@ import requests
 
 from .engine import ContainerInfo, Engine
 from .errors import SupervisorError
+from .outbound import request_status
 from .policy import ProbePolicy
 
 UNKNOWN, OK, FAILED = "unknown", "ok", "failed"
@@ -76,10 +77,10 @@ def run_probe(probe: ProbePolicy, container: ContainerInfo, engine: Engine) -> P
     try:
         if probe.kind == "http":
             url = build_url(probe, container)
-            response = requests.get(url, timeout=probe.timeout_s, allow_redirects=False)
-            if probe.status_low <= response.status_code <= probe.status_high:
+            status = request_status("GET", url, probe.timeout_s)
+            if probe.status_low <= status <= probe.status_high:
                 return ProbeResult(True)
-            return ProbeResult(False, f"GET {url}: HTTP {response.status_code}")
+            return ProbeResult(False, f"GET {url}: HTTP {status}")
         if probe.kind == "tcp":
             host, port = probe_target(probe, container)
             with socket.create_connection((host, port), timeout=probe.timeout_s):
