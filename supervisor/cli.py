@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import AgentRunning, PolicyError, PolicyErrors, SupervisorError, UsageError
+from .errors import (
+    AgentRunning,
+    PolicyError,
+    PolicyErrors,
+    SupervisorError,
+    UnsafeFile,
+    UsageError,
+)
 from .gate import HELD_FOREVER
 from .logs import log_event, setup_logging, stream_is_journal
 from .policy import Policy, load_notify_file, load_policies, load_policy_dir, parse_duration
@@ -174,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     except PolicyErrors as e:
         _refuse(args, e.errors)
         return EXIT_BAD_INPUT
-    except (PolicyError, UsageError, AgentRunning) as e:
+    except (PolicyError, UsageError, AgentRunning, UnsafeFile) as e:
         _refuse(args, [e])
         return EXIT_BAD_INPUT
     except SupervisorError as e:
@@ -217,7 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "--insecure-policies: policy files that others may write are accepted",
         )
     state_dir = args.state_dir or default_state_dir()
-    lock = lock_state_dir(state_dir)
+    lock = lock_state_dir(state_dir, _strict(args))
     # Signals are taken by the main loop (sigtimedwait), never by a handler: nothing runs
     # between two bytecodes of whatever the main thread was doing. Blocked before any
     # thread starts, so every thread inherits the mask.
@@ -430,7 +437,7 @@ def cmd_command(args: argparse.Namespace) -> int:
     if args.command == "pause":
         command["until"] = time.time() + args.for_s if args.for_s else None
     try:
-        lock = lock_state_dir(state_dir)
+        lock = lock_state_dir(state_dir, _strict(args))
     except AgentRunning:
         path = send_command(state_dir, command)
         deadline = time.monotonic() + 5

@@ -71,3 +71,8 @@ class UsageError(SupervisorError):
 
 class AgentRunning(SupervisorError):
     """Another agent already holds the state directory (exit code 2)."""
+
+
+class UnsafeFile(SupervisorError):
+    """A file or directory the agent would trust (its state directory, its lock) is not safe:
+    writable by others, owned by someone else, or a symbolic link (exit code 2)."""

@@ -2,8 +2,9 @@
 
 An intent is due when no cycle owns it: its cycle's start failed, or the agent that wrote it
 died. Run now and then and after every (re)connection, on an I/O thread. A container that
-runs again, is gone, or was stopped by hand since is dropped from the journal; the rest is
-started (a compose-scope intent with its service's blanket `up -d`). A failed start stays
+runs again, is gone, or was stopped by hand since is dropped from the journal, and so is one
+that no longer belongs to its service (a state file names it; it does not vouch for it); the
+rest is started (a compose-scope intent with its service's blanket `up -d`). A failed start stays
 due and is tried again on the next round.
 """
 
@@ -13,9 +14,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .engine import ContainerInfo, observe_in, was_down_before
+from .engine import ContainerInfo, find_dependents, observe_in, was_down_before
 from .errors import ContainerGone, SupervisorError
-from .journal import COMPOSE, Intent, Journal
+from .journal import COMPOSE, CONTAINER, DEPENDENT, Intent, Journal
 from .logs import log_event
 
 log = logging.getLogger("supervisor.agent")
@@ -41,6 +42,20 @@ def judge(intent: Intent, state: Mapping[str, Any] | None, taken_over: bool, may
     return START
 
 
+def belongs(
+    intent: Intent, inspected: ContainerInfo, policy: Any, containers: list[ContainerInfo]
+) -> bool:
+    """Whether the container an intent names is still its service's to start: its own
+    container still matches the policy; a dependent still depends on the service's container
+    (when that one is known). A state file is not trusted to name any container."""
+    if intent.kind == CONTAINER:
+        return observe_in(policy, [inspected]).container is not None
+    if intent.kind == DEPENDENT:
+        own = observe_in(policy, containers).container
+        return own is None or bool(find_dependents(own, set(), [inspected]))
+    return True
+
+
 def finish_due_intents(
     journal: Journal, view: Any, engine: Any, worker_of: Callable[[str], Any]
 ) -> None:
@@ -63,11 +78,20 @@ def finish_due_intents(
                 engine.start(container)
 
         try:  # the engine's word, not the view's: the view may not have seen the stop yet
-            state = engine.inspect_container(container.id).state if container else None
+            inspected = engine.inspect_container(container.id) if container else None
         except ContainerGone:
-            state = None
+            inspected = None
         except SupervisorError:
             continue  # the next round asks again
+        state = inspected.state if inspected is not None else None
+        stranger = (
+            inspected is not None
+            and worker is not None
+            and not belongs(intent, inspected, worker.policy, view.containers())
+        )
+        if stranger:
+            _abandon(journal, intent, "the container no longer belongs to its service")
+            continue
         taken_over = container is not None and view.is_manual_stop(container.id)
         if judge(intent, state, taken_over, may_act) == DONE:
             journal.clear(intent.key)

@@ -7,10 +7,12 @@ starts fresh; it never crashes on its own state. Decides nothing.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -19,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import AgentRunning
+from .errors import AgentRunning, UnsafeFile
 from .logs import log_event
+from .policy import check_permissions
 
 log = logging.getLogger("supervisor.state")
 
@@ -93,7 +96,9 @@ def load_state(state_dir: Path, move_aside: bool = True) -> Saved:
     """
     path = state_dir / STATE_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        # Never through a symbolic link: the file names containers the agent will start.
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), encoding="utf-8") as f:
+            data = json.loads(f.read())
         services = data["services"]
         if data.get("version") not in READABLE_VERSIONS or not isinstance(services, dict):
             raise ValueError(f"unexpected state version {data.get('version')!r}")
@@ -221,13 +226,29 @@ class StateWriter:
 LOCK_FILE = "agent.lock"
 
 
-def lock_state_dir(state_dir: Path) -> IO[str]:
+def lock_state_dir(state_dir: Path, strict: bool = True) -> IO[str]:
     """Hold the state directory's exclusive lock for as long as the returned file is open.
 
+    The directory is checked like the policies (with `strict`: no one but root or us may own
+    or write it: the state file names containers the agent will start), and the lock is
+    never a symbolic link, so it cannot be aimed at another file to truncate.
     Raises AgentRunning when another agent holds it: one agent per state directory.
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(state_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115 - held open
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    problem = check_permissions(state_dir) if strict else None
+    if problem is not None:
+        raise UnsafeFile(str(problem))
+    path = state_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafeFile(f"{path}: a symbolic link; remove it") from None
+        raise UnsafeFile(f"{path}: cannot open: {e.strerror or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeFile(f"{path}: not a regular file; remove it")
+    handle = os.fdopen(fd, "r+", encoding="utf-8")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from supervisor.state import save_state
 from tests.integration.conftest import file_healthcheck, health_of
 from tests.support import FAST_HEAL, REPO, run_cli, wait_for, write_policy
 
@@ -124,6 +125,37 @@ def test_an_agent_killed_between_stop_and_start_finishes_the_cycle(
     again.wait_event("heal.resumed", service="interrupted")
     wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy after the resume")
     again.wait_event("service.status", service="interrupted", status="running")
+
+
+def test_a_saved_intent_starts_only_a_container_of_its_service(
+    client, containers, agents, tmp_path
+):
+    """A state file names containers; it does not vouch for them. An intent that names a
+    container its service does not match is dropped, and that container stays as it was."""
+    web = containers.run("web", healthcheck=file_healthcheck())
+    stranger = containers.run("stranger", start=False)
+    write_policy(
+        tmp_path / "p", "web", match={"name": web.name}, check={"interval": "1s"}, heal=FAST_HEAL
+    )
+    state_dir = tmp_path / "state"
+    save_state(
+        state_dir,
+        {},
+        intents=[
+            {"key": c.id, "service": "web", "kind": "container", "container_id": c.id, "at": 1.0}
+            for c in (stranger,)
+        ],
+    )
+    agent = agents.start(tmp_path / "p", state_dir)
+    abandoned = agent.wait_event("heal.resume_abandoned", service="web")
+    assert abandoned["container_id"] == stranger.id
+    stranger.reload()
+    assert stranger.attrs["State"]["Status"] == "created"
+    wait_for(
+        lambda: json.loads((state_dir / "state.json").read_text())["intents"] == [],
+        10,
+        "the intent gone from the state file",
+    )
 
 
 def test_reload_applies_changes_and_keeps_the_last_good_policy(

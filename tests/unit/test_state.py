@@ -1,16 +1,21 @@
 """state.py: atomic save, load, an unreadable file moved aside, version 1 read, commands."""
 
 import json
+import os
+import stat
 import threading
 
 import pytest
 
+from supervisor.errors import UnsafeFile
 from supervisor.state import (
+    LOCK_FILE,
     STATE_FILE,
     Command,
     Saved,
     StateWriter,
     load_state,
+    lock_state_dir,
     parse_command,
     save_state,
 )
@@ -91,3 +96,44 @@ def test_commands_parse():
         "pause", "web", 5.0
     )
     assert parse_command({"command": "reset", "service": "web"}) == Command("reset", "web")
+
+
+def test_a_state_directory_others_may_write_is_refused(tmp_path):
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    state_dir.chmod(0o777)
+    with pytest.raises(UnsafeFile) as caught:
+        lock_state_dir(state_dir)
+    assert str(caught.value) == (
+        f"{state_dir}: writable by group or others (mode 0777): chmod go-w it, "
+        "or run with --insecure-policies"
+    )
+    lock_state_dir(state_dir, strict=False).close()
+
+
+def test_a_new_state_directory_is_private(tmp_path):
+    lock_state_dir(tmp_path / "new").close()
+    assert stat.S_IMODE(os.stat(tmp_path / "new").st_mode) == 0o700
+
+
+def test_the_lock_is_never_a_link_to_another_file(tmp_path):
+    precious = tmp_path / "precious"
+    precious.write_text("keep me\n")
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    (state_dir / LOCK_FILE).symlink_to(precious)
+    with pytest.raises(UnsafeFile) as caught:
+        lock_state_dir(state_dir)
+    assert str(caught.value) == f"{state_dir / LOCK_FILE}: a symbolic link; remove it"
+    assert precious.read_text() == "keep me\n"  # not truncated
+
+
+def test_a_state_file_that_is_a_link_is_not_read(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    save_state(elsewhere, {"web": WEB}, intents=[INTENT])
+    assert load_state(elsewhere).intents == [INTENT]  # what the link would have given
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    (state_dir / STATE_FILE).symlink_to(elsewhere / STATE_FILE)
+    assert load_state(state_dir) == Saved()
+    assert not (state_dir / STATE_FILE).exists()  # the link moved aside, not followed
