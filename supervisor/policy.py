@@ -7,9 +7,7 @@ reads files but has no other I/O: it never talks to Docker, never sleeps, never 
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import PolicyError, PolicyErrors
+from .trust import chain_problem, command_path, compose_inputs, permission_problem
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DURATION_S = 366 * 24 * 3600.0
@@ -548,7 +547,10 @@ def load_notify_file(path: Path | str, strict: bool = True) -> NotifyPolicy:
     if strict and (problem := check_permissions(path)):
         raise problem
     src = _Source(path, str(path))
-    return parse_notify(_Section(src, (), _read_yaml(src), NOTIFY_KEYS))
+    notify = parse_notify(_Section(src, (), _read_yaml(src), NOTIFY_KEYS))
+    if strict and (problem := _command_problem(notify)):
+        raise PolicyError(str(path), src.line_of(("command",)), "command", problem)
+    return notify
 
 
 def _argv(value: Any) -> tuple[str, ...]:
@@ -609,28 +611,31 @@ def list_policy_files(directory: Path) -> list[Path]:
 def check_permissions(path: Path) -> PolicyError | None:
     """Policies can run commands as the agent: like sshd's StrictModes, refuse a file or
     directory that others may write, or that belongs to someone but root or us."""
-    try:
-        info = path.stat()
-    except OSError as e:
-        return PolicyError(str(path), None, None, f"cannot read: {e.strerror or e}")
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        mode = stat.S_IMODE(info.st_mode)
-        return PolicyError(
-            str(path),
-            None,
-            None,
-            f"writable by group or others (mode {mode:04o}): chmod go-w it, "
-            "or run with --insecure-policies",
-        )
-    if info.st_uid not in (0, os.geteuid()):
-        return PolicyError(
-            str(path),
-            None,
-            None,
-            f"owned by uid {info.st_uid}, not root or the agent's user: chown it, "
-            "or run with --insecure-policies",
-        )
+    problem = permission_problem(path)
+    return None if problem is None else PolicyError(str(path), None, None, problem)
+
+
+def check_what_runs(policy: Policy, path: Path) -> PolicyError | None:
+    """What the agent runs as root for this policy must be as trusted as the policy: the
+    compose file with every file compose reads for it, the notify command, and every
+    directory above them. The first problem, at the policy's field."""
+    if policy.compose is not None:
+        for file, how in compose_inputs(policy.compose.file):
+            if problem := chain_problem(file):
+                line = _line(path, ("compose", "file"))
+                return PolicyError(str(path), line, "compose.file", f"{problem}{how}")
+    if policy.notify is not None and (problem := _command_problem(policy.notify)):
+        return PolicyError(str(path), _line(path, ("notify", "command")), "notify.command", problem)
     return None
+
+
+def _command_problem(notify: NotifyPolicy) -> str | None:
+    if not notify.command:
+        return None
+    program = command_path(notify.command[0])
+    if program is None:
+        return None  # not found: the notification fails and says so, as before
+    return chain_problem(program)
 
 
 def load_policy_dir(directory: Path | str, strict: bool = True) -> LoadResult:
@@ -657,6 +662,8 @@ def load_policy_dir(directory: Path | str, strict: bool = True) -> LoadResult:
             if strict and (problem := check_permissions(path)):
                 raise problem
             policy = load_policy_file(path)
+            if strict and (problem := check_what_runs(policy, path)):
+                raise problem
         except PolicyError as e:
             errors.append(e)
             continue
@@ -685,6 +692,10 @@ def load_policies(directory: Path | str, strict: bool = True) -> list[Policy]:
 
 
 def _service_line(path: Path) -> int:
+    return _line(path, ("service",))
+
+
+def _line(path: Path, field_path: tuple[str, ...]) -> int:
     src = _Source(path, str(path))
     _read_yaml(src)
-    return src.line_of(("service",))
+    return src.line_of(field_path)
