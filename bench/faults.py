@@ -278,9 +278,11 @@ def fault_container_churn() -> None:
 def fault_compose_hang() -> None:
     work = Path(tempfile.mkdtemp(prefix="supervisor-hang-"))
     fake = work / "compose-that-hangs"
+    # A Compose v2 by its version (the agent checks it), that hangs on every command.
     fake.write_text(
-        f"#!{sys.executable}\nimport sys, time\nsys.stderr.write('hanging on purpose')"
-        "\nsys.stderr.flush()\ntime.sleep(3600)\n"
+        f"#!{sys.executable}\nimport sys, time\n"
+        "if sys.argv[1:] == ['version', '--short']:\n    print('2.40.3'); sys.exit(0)\n"
+        "sys.stderr.write('hanging on purpose')\nsys.stderr.flush()\ntime.sleep(3600)\n"
     )
     fake.chmod(0o755)
     (work / "compose.yml").write_text("services: {}\n")
