@@ -3,6 +3,7 @@ types, unknown keys, huge numbers, negative durations, YAML bombs, binary garbag
 nesting, anchors and aliases, duplicate keys). Never a traceback, never a hang: always one
 clear error line naming the file and the line, and a valid sibling still loads."""
 
+import gc
 import re
 import time
 from pathlib import Path
@@ -51,7 +52,8 @@ KEYS = [
     "",
 ]
 ONE_LINE = re.compile(r"^\S.*:(\d+): .+$")
-SETTINGS = dict(deadline=1000, suppress_health_check=list(HealthCheck), database=None)
+# No wall-clock deadline: assert_one_clear_line bounds the loader's own CPU time instead.
+SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
 scalars = st.one_of(
     st.none(),
@@ -87,16 +89,27 @@ values = st.recursive(
 
 def assert_one_clear_line(path: Path, text: bytes) -> None:
     path.write_bytes(text)
-    began = time.monotonic()
+    # The loader's own CPU time, not the wall clock: a pathological document burns CPU, while
+    # a machine that stalls this process (2 cores, an engine cleaning up) is not a slow loader.
+    # Nor the collector's: a full collection of everything the campaign keeps, run by whichever
+    # allocation comes due, took 1.1 s of this thread's CPU on a trivial document.
+    gc.disable()
+    began = time.thread_time()
+    error = None
     try:
         load_policy_file(path)
     except PolicyError as e:
-        line = str(e)
+        error = e
+    finally:
+        spent_s = time.thread_time() - began
+        gc.enable()
+    assert spent_s < 1.0
+    if error is not None:
+        line = str(error)
         assert "\n" not in line and "Traceback" not in line, line
         assert line.startswith(str(path)), line
         found = ONE_LINE.match(line)
         assert found and int(found.group(1)) >= 1, line
-    assert time.monotonic() - began < 1.0
 
 
 @settings(max_examples=4000, **SETTINGS)
