@@ -119,13 +119,24 @@ def containers(client, image, request):
 
 
 @pytest.fixture
-def agents():
+def agent_env() -> dict[str, str]:
+    """Environment every agent of a test gets on top of the test's own (a module may aim the
+    agents elsewhere, through a socket proxy)."""
+    return {}
+
+
+@pytest.fixture
+def agents(agent_env):
     """Start agents with `agents.start(policies_dir)`; every one is stopped afterwards."""
     started: list[AgentProcess] = []
 
     class Starter:
-        def start(self, policies: Path, state_dir: Path, *extra: str, **kw) -> AgentProcess:
-            agent = AgentProcess(policies, state_dir, *extra, **kw)
+        def start(
+            self, policies: Path, state_dir: Path, *extra: str, env: dict | None = None, **kw
+        ) -> AgentProcess:
+            agent = AgentProcess(
+                policies, state_dir, *extra, env={**(env or {}), **agent_env}, **kw
+            )
             started.append(agent)
             return agent
 

@@ -26,7 +26,7 @@ from tests.integration.test_healing_real import (
 from tests.integration.test_probes_real import (
     test_exec_probe_runs_inside_the_container,  # noqa: F401
 )
-from tests.support import AgentProcess, engine_socket, wait_for
+from tests.support import engine_socket, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -101,22 +101,10 @@ def proxy(tmp_path_factory):
 
 
 @pytest.fixture
-def agents(proxy):
-    """Agents whose only way to the engine is the proxy; afterwards, it denied them nothing."""
+def agent_env(proxy):
+    """The agents' only way to the engine is the proxy; afterwards, it denied them nothing."""
     before = proxy.counts()
-    started: list[AgentProcess] = []
-
-    class Starter:
-        def start(self, policies, state_dir, *extra, env=None, **kw) -> AgentProcess:
-            env = {**(env or {}), "DOCKER_HOST": proxy.url}
-            agent = AgentProcess(policies, state_dir, *extra, env=env, **kw)
-            started.append(agent)
-            return agent
-
-    yield Starter()
-    for agent in started:
-        agent.stop()
-        agent.kill()
+    yield {"DOCKER_HOST": proxy.url}
     after = proxy.counts()
     assert after["requests"] > before["requests"], "the agent's calls did not go through the proxy"
     assert after["denied"] == before["denied"], "the agent made a call outside the README's list"
