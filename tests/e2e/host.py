@@ -34,6 +34,8 @@ BUILD_SCRIPT = HERE / "build-host-image"
 WORK_ROOT = Path("/var/tmp/docker-supervisor-e2e")
 WHEELHOUSE = REPO / "build/e2e/wheelhouse"
 SOURCE_DIR = "/root/docker-supervisor"
+# pip on the host installs from the wheelhouse only: the host may not reach a registry.
+OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/root/wheelhouse"}
 TEST_LABEL = "docker-supervisor.test"
 UNIT = "docker-supervisor"
 IMAGE_REPOSITORY = "docker-supervisor/e2e-host"
@@ -258,6 +260,11 @@ class Host:
         self.run("mkdir", "-p", os.path.dirname(path))
         self.run("dd", f"of={path}", "status=none", stdin=text.encode())
         self.run("chmod", mode, path)
+
+    def put_project(self) -> None:
+        """The checkout at SOURCE_DIR and the wheelhouse where OFFLINE points pip."""
+        self.untar(source_tar(), SOURCE_DIR)
+        self.untar(directory_tar(build_wheelhouse()), OFFLINE["PIP_FIND_LINKS"])
 
     def untar(self, data: bytes, directory: str) -> None:
         self.run("mkdir", "-p", directory)

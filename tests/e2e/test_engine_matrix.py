@@ -14,12 +14,10 @@ import time
 import pytest
 
 from tests.e2e.host import (
+    OFFLINE,
     SOURCE_DIR,
     Host,
-    build_wheelhouse,
-    directory_tar,
     ensure_image,
-    source_tar,
 )
 
 pytestmark = pytest.mark.e2e
@@ -51,10 +49,8 @@ def test_the_heal_paths_pass_on_docker_26(host26):
         "docker", "version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}"
     ).stdout.split()
     assert version[0].startswith("26.") and version[1] == "1.45", version
-    host26.untar(source_tar(), SOURCE_DIR)
-    host26.untar(directory_tar(build_wheelhouse()), "/root/wheelhouse")
-    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/root/wheelhouse"}
-    host26.run("make", "venv", env=offline, workdir=SOURCE_DIR, timeout=600)
+    host26.put_project()
+    host26.run("make", "venv", env=OFFLINE, workdir=SOURCE_DIR, timeout=600)
     began = time.monotonic()
     done = host26.run(
         ".venv/bin/pytest",

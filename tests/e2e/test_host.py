@@ -16,14 +16,12 @@ import time
 import pytest
 
 from tests.e2e.host import (
+    OFFLINE,
     SOURCE_DIR,
     TEST_LABEL,
     UNIT,
     Host,
-    build_wheelhouse,
-    directory_tar,
     ensure_image,
-    source_tar,
 )
 from tests.support import REPO, wait_for
 
@@ -46,7 +44,6 @@ SANDBOX_COMPLAINTS = re.compile(
 @pytest.fixture(scope="module")
 def host():
     image, _ = ensure_image()
-    build_wheelhouse()
     machine = Host(image)
     try:
         machine.boot()
@@ -77,11 +74,9 @@ def test_the_readme_quick_start_verbatim_with_make_install_offline(host):
     """The README's "Running it as a service" lines, each as typed, from the checkout (pip
     offline, from a wheelhouse): before the fix nothing here had Compose (start failed: no
     compose found) and docker-supervisor was not on PATH."""
-    host.untar(source_tar(), SOURCE_DIR)
-    host.untar(directory_tar(build_wheelhouse()), "/root/wheelhouse")
+    host.put_project()
     # An operator who logged in to a registry: compose must read this (ProtectHome=yes hid it).
     host.write("/root/.docker/config.json", '{"auths": {}}\n', mode="0600")
-    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/root/wheelhouse"}
     commands = readme_block("## Running it as a service")
     assert commands[0] == "make install" and commands[-1].startswith("systemctl enable --now")
     for command in commands:
@@ -90,7 +85,7 @@ def test_the_readme_quick_start_verbatim_with_make_install_offline(host):
             "systemctl enable --now docker-supervisor": ("enable_to_ready_s"),
         }.get(command)
         began = time.monotonic()
-        host.run("bash", "-c", command, env=offline, workdir=SOURCE_DIR, timeout=600)
+        host.run("bash", "-c", command, env=OFFLINE, workdir=SOURCE_DIR, timeout=600)
         if figure:
             host.figures[figure] = time.monotonic() - began
     health = host.run(
