@@ -148,6 +148,18 @@ class Host:
 
     # -- life ------------------------------------------------------------------------------
 
+    def __enter__(self) -> Host:
+        """Booted; removed again if the boot fails, and on leaving the block."""
+        try:
+            self.boot()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
     def boot(self) -> None:
         (self.work / "docker").mkdir(parents=True)
         began = time.monotonic()

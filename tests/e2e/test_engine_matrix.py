@@ -36,12 +36,8 @@ MATRIX = [
 @pytest.fixture(scope="module")
 def host26():
     image, _ = ensure_image("trixie")
-    machine = Host(image)
-    try:
-        machine.boot()
+    with Host(image) as machine:
         yield machine
-    finally:
-        machine.remove()
 
 
 def test_the_heal_paths_pass_on_docker_26(host26):

@@ -46,10 +46,9 @@ def host():
     image, _ = ensure_image()
     machine = Host(image)
     try:
-        machine.boot()
-        yield machine
+        with machine:
+            yield machine
     finally:
-        machine.remove()
         FIGURES.parent.mkdir(parents=True, exist_ok=True)
         FIGURES.write_text(json.dumps(machine.figures, indent=2, sort_keys=True) + "\n")
         print("\nend-to-end figures (s):", json.dumps(machine.figures, sort_keys=True))
