@@ -332,7 +332,7 @@ class Agent:
         self.health.set(synced, error)
         self.router.broadcast("engine")
         if synced:
-            self.timers.call_later(0, self._finish_intents, io=True)
+            self.timers.call_later(0, self._finish_intents, True, io=True)
         if synced and not was_ok:
             self.timers.call_later(self.health.settle_s + 0.1, self._settled, io=True)
 
@@ -364,9 +364,18 @@ class Agent:
         except SupervisorError as e:
             log_event(log, logging.WARNING, "view.relist_failed", "re-listing failed", error=str(e))
 
-    def _finish_intents(self) -> None:
+    def _finish_intents(self, eager: bool = False) -> None:
+        """Start what is due; `eager` (the engine is back) tries even what waits a backoff."""
         if self.view.synced and self.health.ok and not self.dry_run:
-            finish_due_intents(self.journal, self.view, self.engine, self.router.get)
+            finish_due_intents(
+                self.journal,
+                self.view,
+                self.engine,
+                self.router.get,
+                self.timers.now(),
+                self.context.rng,
+                eager,
+            )
 
     def _snapshot(self) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
         """What the state file holds: the board's rows, the agent's figures, the intents."""

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ContainerGone
 from .gate import Verdict, may_heal
-from .journal import DEPENDENT, Intent
+from .journal import DEPENDENT, PROJECT, Intent
+from .keeper import retry_delay_s
 from .logs import log_event
 from .manager import (
     FAILED_GONE,
@@ -64,6 +65,7 @@ class Cycle:
         self.stop_at: float | None = None
         self.stop_error: str | None = None
         self.intent_key: str | None = None
+        self.neighbour_keys: tuple[str, ...] = ()  # scope project: the rest of the project
 
     def begin(self, delay_s: float) -> None:
         if delay_s > 0:
@@ -92,7 +94,7 @@ class Cycle:
             if self.phase == QUEUED:
                 self._go()
         elif message.step == STOPPING:
-            outcome, at = message.value or (None, self.stop_at)
+            outcome, at, self.neighbour_keys = message.value or (None, self.stop_at, ())
             if self.stop_at is not None and at != self.stop_at:
                 # The budget counts the attempt from when the stop was really sent.
                 self.w.tracker.retime_attempt(self.stop_at, at)
@@ -153,7 +155,7 @@ class Cycle:
             self._cancel(verdict.why)
             return
         policy, container = self.w.policy, self.w.seen.container
-        compose = policy.heal.scope == "compose"
+        compose = policy.heal.scope != "container"
         if not compose and container is None:
             self._finish(False, FAILED_GONE, None)
             return
@@ -179,15 +181,19 @@ class Cycle:
         self.w.publish()  # the attempt is in the row the intent's write-through saves
         journal, manager, worker = self.ctx.journal, self.w.manager, self.w
 
-        def stop() -> tuple[str, float]:
+        def stop() -> tuple[str, float, tuple[str, ...]]:
             at = worker.now()
             if not worker.may_act_now(container):
-                return CANCELLED, at
+                return CANCELLED, at, ()
             # Stamped as it is written, just before the stop: only a later start fulfils
             # it, and only a container that finished after it was taken down by this stop.
-            journal.record(replace(intent, at=at))
+            neighbours = [
+                Intent.for_container(worker.service, c.id, at, PROJECT)
+                for c in manager.project_neighbours(container)
+            ]
+            journal.record(replace(intent, at=at), *neighbours)
             manager.stop_step(container)
-            return STOPPED, at
+            return STOPPED, at, tuple(n.key for n in neighbours)
 
         self.ctx.runner.effect(self.w, self.token, STOPPING, stop)
 
@@ -221,22 +227,35 @@ class Cycle:
         self._cancel_timer()
         self.phase = STARTING
         worker, manager, container, stop_at = self.w, self.w.manager, self.container, self.stop_at
+        journal, key = self.ctx.journal, self.intent_key or ""
 
         def start() -> str:
-            if not worker.may_act_now() and manager.was_down_before(container, stop_at):
-                return SKIPPED  # down before this cycle's stop, and held or removed now
+            # Down before the agent's first stop still owed (this cycle's, or an earlier
+            # failed attempt's), and held or removed now: not the agent's to start.
+            owed = journal.get(key)
+            since = owed.owed_since if owed is not None else stop_at
+            if not worker.may_act_now() and manager.was_down_before(container, since):
+                return SKIPPED
             return STARTED if manager.start_step(container) else TAKEN_OVER
 
         self.ctx.runner.effect(self.w, self.token, STARTING, start)
 
     def _started(self, error: Exception | None, outcome: str | None) -> None:
         journal, key = self.ctx.journal, self.intent_key or ""
+        for neighbour in self.neighbour_keys:
+            # Started with the project (their start events fulfil them), or not: the
+            # keeper judges what is left from the engine's word.
+            journal.release(neighbour)
         if error is None or isinstance(error, ContainerGone):
             # Started (the engine's answer is the start, seen), left to an operator, or
             # nothing left to start: the intent is done with.
             journal.clear(key)
         else:
-            journal.release(key)  # still down: the keeper owns the intent now
+            # Still down: the keeper owns the intent now. This failure is reported below
+            # (heal.failed), so the keeper's first try waits a backoff, as a next attempt would.
+            journal.release(key)
+            delay_s = retry_delay_s(self.w.policy.heal.backoff, 1, self.ctx.rng)
+            journal.defer(key, 1, self.w.now() + delay_s)
         if outcome == TAKEN_OVER:
             self._finish(False, FAILED_TAKEN_OVER, "stopped by hand during the cycle")
         elif outcome == SKIPPED:
@@ -274,8 +293,10 @@ class Cycle:
         def after_start(key: str, started: bool) -> None:
             if started:
                 journal.clear(key)
-            else:
+            else:  # reported (heal.dependent): the keeper tries again after a backoff
                 journal.release(key)
+                delay_s = retry_delay_s(w.policy.heal.backoff, 1, self.ctx.rng)
+                journal.defer(key, 1, clock() + delay_s)
 
         self.ctx.runner.effect(
             w,

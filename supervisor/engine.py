@@ -344,11 +344,16 @@ class Engine:
         else:
             time.sleep(timeout_s)
 
-    def acting_on(self, container_ids: tuple[str, ...] = (), project: str | None = None):
+    def acting_on(
+        self,
+        container_ids: tuple[str, ...] = (),
+        project: str | None = None,
+        services: tuple[str, ...] = (),
+    ):
         """Mark what the agent is about to do, so the view takes its events as the agent's."""
         if self.view is None:
             return contextlib.nullcontext()
-        return self.view.acting_on(container_ids, project)
+        return self.view.acting_on(container_ids, project, services)
 
     def exec_probe(self, container_id: str, argv: list[str], timeout_s: float) -> tuple[int, str]:
         """Run argv inside the container (no shell), detached; return (exit code, "").

@@ -1,25 +1,27 @@
 """The journal of intents: before the agent stops anything, it records that it must start it
 again; the record goes when the start is seen.
 
-A heal's own container, a dependent, or a compose service: each stop is preceded by an intent
-that is written through to the state file before the stop is sent, so an agent killed between
-the stop and the start finishes the start when it runs again. A cycle owns its intent while
-it runs; an intent nobody owns (its start failed, or the agent that made it died) is due, and
-`finish_due` starts it again. An intent is dropped when the container runs again, is gone, or
-was taken over by an operator (stopped by hand after ours). Holds no lock across I/O: the
-write-through and the starts are the callers'.
+A heal's own container, a dependent, a compose service, or (scope project) each other
+container of its project: each stop is preceded by an intent that is written through to the
+state file before the stop is sent, so an agent killed between the stop and the start
+finishes the start when it runs again. A cycle owns its intent while it runs; an intent
+nobody owns (its start failed, or the agent that made it died) is due, and the keeper starts
+it again; a start that failed is tried again after a backoff (`defer`). An intent is dropped
+when the container runs again, is gone, or was taken over by an operator (stopped by hand
+after ours). Holds no lock across I/O: the write-through and the starts are the callers'.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 CONTAINER = "container"
 DEPENDENT = "dependent"
 COMPOSE = "compose"
+PROJECT = "project"  # a neighbour in the project a `scope: project` heal stops
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,14 @@ class Intent:
     kind: str
     container_id: str | None
     at: float  # when it was written, just before the stop was sent
+    # When the agent first stopped it without starting it since: the stop of an earlier
+    # intent of the same key that a later one replaced (a failed start, then a new attempt).
+    since: float | None = None
+
+    @property
+    def owed_since(self) -> float:
+        """Down from before this, it was not the agent that took it down."""
+        return self.at if self.since is None else min(self.since, self.at)
 
     @staticmethod
     def for_container(service: str, container_id: str, at: float, kind: str = CONTAINER):
@@ -57,24 +67,46 @@ class Journal:
         self._lock = threading.Lock()
         self._intents: dict[str, Intent] = {}
         self._owned: set[str] = set()
+        # Failed starts of due intents: key -> (failures so far, not to be tried before).
+        self._deferred: dict[str, tuple[int, float]] = {}
 
-    def record(self, intent: Intent, owned: bool = True) -> None:
-        """Record before a stop; returns once the record is on disk."""
+    def record(self, *intents: Intent, owned: bool = True) -> list[Intent]:
+        """Record before a stop; returns (what was recorded) once the records are on disk."""
+        recorded = []
         with self._lock:
-            self._intents[intent.key] = intent
-            if owned:
-                self._owned.add(intent.key)
+            for intent in intents:
+                earlier = self._intents.get(intent.key)
+                if earlier is not None:  # still owed: the start is owed since the first stop
+                    intent = replace(intent, since=earlier.owed_since)
+                self._intents[intent.key] = intent
+                self._deferred.pop(intent.key, None)
+                if owned:
+                    self._owned.add(intent.key)
+                recorded.append(intent)
         self._write_through()
+        return recorded
 
     def release(self, key: str) -> None:
         """The cycle that owned it is done with it; if it is still here it becomes due."""
         with self._lock:
             self._owned.discard(key)
 
+    def defer(self, key: str, failures: int, until: float) -> None:
+        """Its start failed `failures` times in a row: not due again before `until`."""
+        with self._lock:
+            if key in self._intents:
+                self._deferred[key] = (failures, until)
+
+    def failures(self, key: str) -> int:
+        """How many starts of this intent failed in a row (since it was recorded)."""
+        with self._lock:
+            return self._deferred.get(key, (0, 0.0))[0]
+
     def clear(self, key: str) -> bool:
         with self._lock:
             found = self._intents.pop(key, None) is not None
             self._owned.discard(key)
+            self._deferred.pop(key, None)
         if found:
             self._request_save()
         return found
@@ -98,10 +130,15 @@ class Journal:
         with self._lock:
             return list(self._intents.values())
 
-    def due(self) -> list[Intent]:
-        """The intents no running cycle owns."""
+    def due(self, now: float | None = None) -> list[Intent]:
+        """The intents no running cycle owns (and, at `now`, not deferred past it)."""
         with self._lock:
-            return [i for k, i in self._intents.items() if k not in self._owned]
+            return [
+                i
+                for k, i in self._intents.items()
+                if k not in self._owned
+                and (now is None or self._deferred.get(k, (0, 0.0))[1] <= now)
+            ]
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [asdict(i) for i in self.intents()]
@@ -116,6 +153,7 @@ class Journal:
                     str(row["kind"]),
                     row.get("container_id"),
                     float(row["at"]),
+                    None if row.get("since") is None else float(row["since"]),
                 )
             except (KeyError, TypeError, ValueError, AttributeError):
                 continue

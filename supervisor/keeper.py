@@ -4,20 +4,34 @@ An intent is due when no cycle owns it: its cycle's start failed, or the agent t
 died. Run now and then and after every (re)connection, on an I/O thread. A container that
 runs again, is gone, or was stopped by hand since is dropped from the journal, and so is one
 that no longer belongs to its service (a state file names it; it does not vouch for it); the
-rest is started (a compose-scope intent with its service's blanket `up -d`). A failed start stays
-due and is tried again on the next round.
+rest is started (a compose intent as its service's heal would start it). A failed start stays
+due and is tried again after its service's backoff (`heal.backoff`: initial, doubling to max,
+jittered), not on every round: the failure is logged once, at error (`heal.resume_failed`, or
+the cycle's own `heal.failed` when its start failed first), each later one at debug
+(`heal.resume_retrying`), and the start that works at warning (`heal.resumed`). After a
+(re)connection every due intent is tried at once.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .engine import ContainerInfo, find_dependents, observe_in, was_down_before
+from .engine import (
+    LABEL_COMPOSE_PROJECT,
+    ContainerInfo,
+    find_dependents,
+    observe_in,
+    was_down_before,
+)
 from .errors import ContainerGone, SupervisorError
-from .journal import COMPOSE, CONTAINER, DEPENDENT, Intent, Journal
+from .healing import compute_backoff_delay_s
+from .journal import COMPOSE, CONTAINER, DEPENDENT, PROJECT, Intent, Journal
 from .logs import log_event
+from .manager import describe_error
+from .policy import BackoffPolicy
 
 log = logging.getLogger("supervisor.agent")
 
@@ -30,14 +44,16 @@ def judge(intent: Intent, state: Mapping[str, Any] | None, taken_over: bool, may
     """Whether to start what a due intent names, from the engine's State (None: gone).
 
     Running, or stopped by hand since: done. Down: started again, unless it was down
-    already before the agent's stop (FinishedAt before the intent) and its service is
-    held or no longer supervised now. A compose service with no container is created by
-    `up -d` only while its service may be acted on."""
+    already before the agent's first stop (FinishedAt before `owed_since`) and its service is
+    held or no longer supervised now; a neighbour a project heal stopped, only if that stop
+    took it down. A compose service with no container is created by `up -d` only while its
+    service may be acted on."""
     if taken_over or (state is not None and state.get("Running")):
         return DONE
     if state is None:
         return START if intent.kind == COMPOSE and may_act else DONE
-    if was_down_before(state, intent.at) and not may_act:
+    down_before = was_down_before(state, intent.owed_since)
+    if down_before and (not may_act or intent.kind == PROJECT):
         return DONE
     return START
 
@@ -47,32 +63,52 @@ def belongs(
 ) -> bool:
     """Whether the container an intent names is still its service's to start: its own
     container still matches the policy; a dependent still depends on the service's container
-    (when that one is known). A state file is not trusted to name any container."""
+    (when that one is known); a neighbour is still in the project a project heal stops.
+    A state file is not trusted to name any container."""
     if intent.kind == CONTAINER:
         return observe_in(policy, [inspected]).container is not None
     if intent.kind == DEPENDENT:
         own = observe_in(policy, containers).container
         return own is None or bool(find_dependents(own, set(), [inspected]))
+    if intent.kind == PROJECT:
+        own = observe_in(policy, containers).container
+        project = policy.project or (own.labels.get(LABEL_COMPOSE_PROJECT) if own else None)
+        return project is None or inspected.labels.get(LABEL_COMPOSE_PROJECT) == project
     return True
 
 
+def retry_delay_s(
+    backoff: BackoffPolicy, failures: int, rng: Callable[[], float] = random.random
+) -> float:
+    """How long after its `failures`-th failed start (in a row) an intent is tried again:
+    the wait before heal attempt `failures + 1`, so `initial` after the first."""
+    return compute_backoff_delay_s(failures + 1, backoff, rng)
+
+
 def finish_due_intents(
-    journal: Journal, view: Any, engine: Any, worker_of: Callable[[str], Any]
+    journal: Journal,
+    view: Any,
+    engine: Any,
+    worker_of: Callable[[str], Any],
+    now: float,
+    rng: Callable[[], float] = random.random,
+    eager: bool = False,
 ) -> None:
-    for intent in journal.due():
+    """Start what is due at `now` (with `eager`, every due intent, deferred or not)."""
+    for intent in journal.due(None if eager else now):
         worker = worker_of(intent.service)
         may_act = worker is not None and worker.may_act_now()
-        if intent.kind == COMPOSE:
-            if worker is None:
-                _abandon(journal, intent, "its service is no longer supervised")
-                continue
+        if intent.kind == COMPOSE and worker is not None:
             container = observe_in(worker.policy, view.containers()).container
             manager = worker.manager
 
             def start(manager=manager, container=container) -> None:
                 manager.start_step(container, retry_delays_s=(0.0,))
         else:
-            container = ContainerInfo(intent.container_id, intent.container_id[:12])
+            # A compose service no longer supervised has no compose file to run: what the
+            # agent stopped of it is started as a container.
+            cid = intent.container_id
+            container = ContainerInfo(cid, cid[:12]) if cid else None
 
             def start(container=container) -> None:
                 engine.start(container)
@@ -102,16 +138,8 @@ def finish_due_intents(
             _abandon(journal, intent, "the container no longer exists")
             continue
         except SupervisorError as e:
-            log_event(
-                log,
-                logging.ERROR,
-                "heal.resume_failed",
-                "could not start what the agent stopped; trying again",
-                service=intent.service,
-                container_id=intent.container_id,
-                kind=intent.kind,
-                error=str(e),
-            )
+            backoff = worker.policy.heal.backoff if worker is not None else BackoffPolicy()
+            _failed(journal, intent, e, backoff, now, rng)
             continue
         journal.clear(intent.key)  # the engine said it started: that is the start, seen
         log_event(
@@ -123,6 +151,35 @@ def finish_due_intents(
             container_id=intent.container_id,
             kind=intent.kind,
         )
+
+
+def _failed(
+    journal: Journal,
+    intent: Intent,
+    error: SupervisorError,
+    backoff: BackoffPolicy,
+    now: float,
+    rng: Callable[[], float],
+) -> None:
+    """Try again after a backoff; say so once at error, later at debug."""
+    failures = journal.failures(intent.key) + 1
+    delay_s = retry_delay_s(backoff, failures, rng)
+    journal.defer(intent.key, failures, now + delay_s)
+    first = failures == 1
+    log_event(
+        log,
+        logging.ERROR if first else logging.DEBUG,
+        "heal.resume_failed" if first else "heal.resume_retrying",
+        "could not start what the agent stopped; trying again"
+        if first
+        else "still cannot start what the agent stopped",
+        service=intent.service,
+        container_id=intent.container_id,
+        kind=intent.kind,
+        error=describe_error(error),
+        failures=failures,
+        retry_in_s=round(delay_s, 3),
+    )
 
 
 def _abandon(journal: Journal, intent: Any, why: str) -> None:

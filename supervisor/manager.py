@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 from .compose import DEFAULT_COMPOSE_TIMEOUT_S, Compose, find_compose_command
 from .engine import (
+    LABEL_COMPOSE_ONEOFF,
     LABEL_COMPOSE_PROJECT,
+    LABEL_COMPOSE_SERVICE,
     SHARES_NETWORK,
     ContainerInfo,
     Engine,
@@ -167,14 +169,30 @@ class ServiceManager:
     # The heal cycle's effects: each is one step, run on the heal runner's pool.
 
     def stop_step(self, container: ContainerInfo | None) -> None:
-        """Stop for a heal: the container, or (scope compose) the whole project."""
+        """Stop for a heal: the container; (scope compose) its compose service's containers;
+        (scope project) the whole project."""
         heal = self.policy.heal
-        if heal.scope == "compose":
-            ref = self.policy.compose
-            with self.engine.acting_on(project=self._project(container)):
-                self.compose().stop(ref.file, ref.project, heal.stop_timeout_s)
-        else:
+        if heal.scope == "container":
             self.engine.stop(container, heal.stop_timeout_s)
+            return
+        ref, services = self.policy.compose, self._heal_services(container)
+        with self._acting_on_compose(container, services):
+            self.compose().stop(ref.file, ref.project, heal.stop_timeout_s, services)
+
+    def project_neighbours(self, container: ContainerInfo | None) -> list[ContainerInfo]:
+        """What a `scope: project` heal stops besides the service's own container: every
+        other container of its project (none for the other scopes)."""
+        project = self._project(container)
+        if self.policy.heal.scope != "project" or not project:
+            return []
+        own = container.id if container is not None else None
+        return [
+            c
+            for c in self.engine.containers_now()
+            if c.labels.get(LABEL_COMPOSE_PROJECT) == project
+            and c.id != own
+            and c.labels.get(LABEL_COMPOSE_ONEOFF) != "True"
+        ]
 
     def was_down_before(self, container: ContainerInfo | None, at: float) -> bool:
         """Ask the engine whether the container was down already at `at`, before a stop
@@ -199,18 +217,54 @@ class ServiceManager:
             if container is not None and view is not None and view.is_manual_stop(container.id):
                 return False
             try:
-                if self.policy.heal.scope == "compose":
-                    ref = self.policy.compose
-                    with self.engine.acting_on(project=self._project(container)):
-                        self.compose().up(ref.file, ref.project)
-                else:
+                if self.policy.heal.scope == "container":
                     self.engine.start(container)
+                else:
+                    self._compose_up(container)
                 return True
             except ContainerGone:
                 raise
             except (EngineError, ComposeError) as e:
                 last = e
         raise last
+
+    def _heal_services(self, container: ContainerInfo | None) -> tuple[str, ...]:
+        """The compose services a heal names: none for scope project (the whole stack),
+        else the container's compose service (from its label, or the policy's match)."""
+        if self.policy.heal.scope == "project":
+            return ()
+        labels = container.labels if container is not None else {}
+        service = labels.get(LABEL_COMPOSE_SERVICE) or self.policy.match.compose_service
+        if not service:
+            raise ComposeError(
+                f"cannot tell which compose service to heal: {_name(container)} has no "
+                f"{LABEL_COMPOSE_SERVICE} label and the policy no match.compose_service"
+            )
+        return (service,)
+
+    def _compose_up(self, container: ContainerInfo | None) -> None:
+        """Start what `stop_step` stopped: the whole project with a blanket `up -d`, or the
+        one service, as it is (`--no-deps --no-recreate`); a service whose container is
+        missing is created, with what it depends on that is not up (nothing recreated)."""
+        ref, services = self.policy.compose, self._heal_services(container)
+        with self._acting_on_compose(container, services):
+            if not services:
+                self.compose().up(ref.file, ref.project)
+            else:
+                exists = container is not None and self._exists(container)
+                self.compose().up(ref.file, ref.project, services, exists, True)
+
+    def _exists(self, container: ContainerInfo) -> bool:
+        try:
+            self.engine.inspect_container(container.id)
+        except ContainerGone:
+            return False
+        return True
+
+    def _acting_on_compose(self, container: ContainerInfo | None, services: tuple[str, ...]):
+        """Mark the compose events this heal causes as the agent's: its services' (or the
+        whole project's, when it names none)."""
+        return self.engine.acting_on(project=self._project(container), services=services)
 
     def restart_dependents(
         self,
@@ -220,7 +274,8 @@ class ServiceManager:
     ) -> list[DependentOutcome]:
         """Restart what depends on this service's (healed) container: what shares its network
         namespace, and what Compose says depends on it. A namespace-sharer of a container
-        that was recreated (a new id) is recreated with the blanket `compose up -d`.
+        that was recreated (a new id) is recreated with `compose up -d --no-deps` of its
+        own service.
 
         `before_stop(dependent)` records the intent to start it again and returns its key;
         `after_start(key, started)` is called once the start was tried."""
@@ -230,16 +285,21 @@ class ServiceManager:
         recreated = earlier_id is not None and earlier_id != healed.id
         earlier = {earlier_id} if earlier_id else set()
         outcomes: list[DependentOutcome] = []
-        composed = False
+        recreated_services: set[str] = set()
         for dependent, why in find_dependents(healed, earlier, self.engine.containers_now()):
             key, started = None, False
+            service = dependent.labels.get(LABEL_COMPOSE_SERVICE)
             try:
-                if why == SHARES_NETWORK and recreated and self.policy.compose is not None:
-                    if not composed:
+                if why == SHARES_NETWORK and recreated and self.policy.compose and service:
+                    # It joined the namespace of a container that is gone: only compose,
+                    # recreating its service (and nothing else), can join it to the new one.
+                    if service not in recreated_services:
                         ref = self.policy.compose
-                        with self.engine.acting_on(project=self._project(healed)):
-                            self.compose().up(ref.file, ref.project)
-                        composed = True
+                        with self.engine.acting_on(
+                            project=self._project(healed), services=(service,)
+                        ):
+                            self.compose().up(ref.file, ref.project, (service,), True)
+                        recreated_services.add(service)
                     action = "recreated"
                 else:
                     key = before_stop(dependent)
@@ -255,7 +315,7 @@ class ServiceManager:
         return outcomes
 
     def _project(self, container: ContainerInfo | None) -> str | None:
-        """The compose project whose events a compose-scope cycle causes."""
+        """The compose project whose events a compose heal causes."""
         if self.policy.project:
             return self.policy.project
         return container.labels.get(LABEL_COMPOSE_PROJECT) if container else None

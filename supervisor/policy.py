@@ -24,7 +24,8 @@ POLICY_SUFFIXES = (".yaml", ".yml")
 MAX_FLOW_DEPTH = 64
 
 HEALABLE_REASONS = ("unhealthy", "exited", "oom_killed", "dead", "missing")
-SCOPES = ("container", "compose")
+SCOPES = ("container", "compose", "project")
+COMPOSE_SCOPES = frozenset({"compose", "project"})
 DEPENDENTS = ("none", "restart")
 
 _SERVICE_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*")
@@ -462,11 +463,20 @@ def parse_policy(src: _Source, data: Any) -> Policy:
         reset_after_s=h.get("reset_after", parse_duration, hd.reset_after_s),
         dependents=h.get("dependents", _one_of(DEPENDENTS), hd.dependents),
     )
-    if heal.scope == "compose" and compose is None:
-        raise src.error(("heal", "scope"), "scope compose needs a compose section with a file")
-    if "missing" in heal.on and heal.scope != "compose":
+    if heal.scope in COMPOSE_SCOPES and compose is None:
+        raise src.error(
+            ("heal", "scope"), f"scope {heal.scope} needs a compose section with a file"
+        )
+    if "missing" in heal.on and heal.scope not in COMPOSE_SCOPES:
         # Only compose can create a container that no longer exists.
-        raise src.error(("heal", "on"), "healing 'missing' needs heal.scope compose")
+        raise src.error(("heal", "on"), "healing 'missing' needs heal.scope compose or project")
+    if "missing" in heal.on and heal.scope == "compose" and match.compose_service is None:
+        # A missing container carries no label to say which compose service it was.
+        raise src.error(
+            ("heal", "on"),
+            "healing 'missing' with scope compose needs match.compose_service "
+            "(the service to create), or scope project",
+        )
     notify = parse_notify(top.section("notify", NOTIFY_KEYS)) if "notify" in top.value else None
     return Policy(
         service=service,

@@ -195,12 +195,20 @@ class ContainerView:
     # The agent's own actions.
 
     @contextmanager
-    def acting_on(self, container_ids: tuple[str, ...] = (), project: str | None = None):
-        """Mark the events of these containers (or this compose project) as the agent's own,
-        from now until OWN_EVENT_GRACE_S after the block ends (and while any other block
-        marking the same container or project runs)."""
+    def acting_on(
+        self,
+        container_ids: tuple[str, ...] = (),
+        project: str | None = None,
+        services: tuple[str, ...] = (),
+    ):
+        """Mark the events of these containers (or of these services of a compose project,
+        or of the whole project when no service is named) as the agent's own, from now until
+        OWN_EVENT_GRACE_S after the block ends (and while any other block marking the same
+        container, service or project runs)."""
         marks = [(self._own_ids, cid) for cid in container_ids]
-        if project:
+        if project and services:
+            marks += [(self._own_projects, _service_key(project, s)) for s in services]
+        elif project:
             marks.append((self._own_projects, project))
         with self._changed:
             for bag, key in marks:
@@ -215,8 +223,14 @@ class ContainerView:
                     mark[0], mark[1] = max(0, mark[0] - 1), max(mark[1], until)
 
     def _is_own(self, container_id: str, container: Any | None, now: float) -> bool:
-        project = container.labels.get("com.docker.compose.project") if container else None
-        for mark in (self._own_ids.get(container_id), self._own_projects.get(project or "")):
+        labels = container.labels if container else {}
+        project = labels.get("com.docker.compose.project") or ""
+        service = labels.get("com.docker.compose.service") or ""
+        for mark in (
+            self._own_ids.get(container_id),
+            self._own_projects.get(project),
+            self._own_projects.get(_service_key(project, service)),
+        ):
             if mark is not None and (mark[0] > 0 or mark[1] >= now):
                 return True
         return False
@@ -444,3 +458,8 @@ class ContainerView:
                 error=f"{type(e).__name__}: {e}",
                 action=change.action,
             )
+
+
+def _service_key(project: str, service: str) -> str:
+    """A compose service's mark among the projects' ("/" is in no project's name)."""
+    return f"{project}/{service}"

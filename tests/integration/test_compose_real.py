@@ -55,45 +55,129 @@ def test_gpu_example_compose_file_is_accepted(compose_cmd):
     assert result.argv[-2:] == ["config", "--quiet"]
 
 
-def test_compose_scope_heal_restarts_the_stack(client, image, compose_cmd, agents, tmp_path):
-    project = f"dst-{RUN_ID}-scope"
-    stack = tmp_path / "stack"
-    stack.mkdir()
-    (stack / "compose.yml").write_text(f"""\
+def stack_file(directory, image, edited: bool = False):
+    """app (healthy while /tmp/healthy exists) and side, a neighbour nobody supervises;
+    `edited`: both carry an edit nobody has deployed yet."""
+    edit = '\n    environment: {EDITED: "1"}' if edited else ""
+    directory.mkdir(exist_ok=True)
+    (directory / "compose.yml").write_text(f"""\
 services:
   app:
     image: {image}
     pull_policy: never
     init: true
     command: ["sh", "-c", "touch /tmp/healthy; trap 'exit 0' TERM; sleep 86400 & wait"]
-    labels: {{docker-supervisor.test: "{RUN_ID}"}}
+    labels: {{docker-supervisor.test: "{RUN_ID}"}}{edit}
     healthcheck:
       test: ["CMD", "test", "-f", "/tmp/healthy"]
       interval: 1s
       retries: 1
+  side:
+    image: {image}
+    pull_policy: never
+    init: true
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 86400 & wait"]
+    labels: {{docker-supervisor.test: "{RUN_ID}"}}{edit}
 """)
-    base = build_base_argv(compose_cmd, stack / "compose.yml", project)
-    try:
-        run_compose([*base, "up", "-d", "--wait"], 120)
-        write_policy(
-            tmp_path / "p",
-            "app",
-            match={"compose_service": "app"},
-            compose={"file": str(stack / "compose.yml"), "project": project},
-            check={"interval": "1s"},
-            heal={"scope": "compose", "pause": "200ms", "ready_timeout": "30s"},
-        )
-        agent = agents.start(tmp_path / "p", tmp_path / "state")
-        agent.wait_event("service.status", service="app", status="running")
-        [container] = client.containers.list(
-            filters={"label": f"com.docker.compose.project={project}"}
-        )
-        container.exec_run(["rm", "/tmp/healthy"])
-        started = agent.wait_event("heal.started", service="app")
-        assert started["scope"] == "compose"
-        agent.wait_event("heal.recovered", service="app")
-        container.reload()
-        assert container.attrs["State"]["Health"]["Status"] == "healthy"
-        assert agent.events("heal.failed") == []
-    finally:
-        run_compose([*base, "down", "--timeout", "1"], 120)
+    return directory / "compose.yml"
+
+
+@pytest.fixture
+def stack(client, image, compose_cmd, tmp_path, request):
+    """The stack, up and healthy; taken down (volumes kept) afterwards."""
+    project = f"dst-{RUN_ID}-{request.node.name[5:30].replace('_', '-')}"
+    file = stack_file(tmp_path / "stack", image)
+    base = build_base_argv(compose_cmd, file, project)
+    run_compose([*base, "up", "-d", "--wait"], 120)
+    yield file, project
+    run_compose([*base, "down", "--timeout", "1"], 120)
+
+
+def stack_containers(client, project) -> dict:
+    label = f"com.docker.compose.project={project}"
+    found = client.containers.list(all=True, filters={"label": label})
+    return {c.labels["com.docker.compose.service"]: c for c in found}
+
+
+def heal_app(client, agents, tmp_path, file, project, *extra, **heal):
+    write_policy(
+        tmp_path / "p",
+        "app",
+        match={"compose_service": "app"},
+        compose={"file": str(file), "project": project},
+        check={"interval": "1s"},
+        heal={"pause": "200ms", "ready_timeout": "30s", **heal},
+    )
+    agent = agents.start(tmp_path / "p", tmp_path / "state", *extra)
+    agent.wait_event("service.status", service="app", status="running")
+    stack_containers(client, project)["app"].exec_run(["rm", "/tmp/healthy"])
+    return agent
+
+
+def test_a_compose_heal_touches_its_service_only_and_deploys_no_edit(
+    client, image, agents, tmp_path, stack
+):
+    file, project = stack
+    before = {name: c.attrs for name, c in stack_containers(client, project).items()}
+    stack_file(file.parent, image, edited=True)  # an edit nobody deployed yet
+    agent = heal_app(client, agents, tmp_path, file, project, scope="compose")
+    assert agent.wait_event("heal.started", service="app")["scope"] == "compose"
+    agent.wait_event("heal.recovered", service="app")
+    after = {name: c.attrs for name, c in stack_containers(client, project).items()}
+    # app: the same container, stopped and started, without the edit.
+    assert after["app"]["Id"] == before["app"]["Id"]
+    assert after["app"]["State"]["StartedAt"] != before["app"]["State"]["StartedAt"]
+    assert "EDITED=1" not in after["app"]["Config"]["Env"]
+    # side: not stopped, not recreated.
+    assert after["side"]["Id"] == before["side"]["Id"]
+    assert after["side"]["State"]["StartedAt"] == before["side"]["State"]["StartedAt"]
+    assert agent.events("heal.failed") == []
+
+
+def test_a_project_heal_restarts_the_whole_stack(client, agents, tmp_path, stack):
+    file, project = stack
+    before = {name: c.attrs for name, c in stack_containers(client, project).items()}
+    agent = heal_app(client, agents, tmp_path, file, project, scope="project")
+    assert agent.wait_event("heal.started", service="app")["scope"] == "project"
+    agent.wait_event("heal.recovered", service="app")
+    after = {name: c.attrs for name, c in stack_containers(client, project).items()}
+    for name in ("app", "side"):
+        assert after[name]["State"]["Running"] is True
+        assert after[name]["State"]["StartedAt"] != before[name]["State"]["StartedAt"]
+    assert agent.events("heal.failed") == []
+
+
+def test_a_failed_compose_start_is_reported_once_then_retried_with_backoff(
+    client, image, agents, tmp_path, stack
+):
+    file, project = stack
+    good = file.read_text()
+    agent = heal_app(
+        client,
+        agents,
+        tmp_path,
+        file,
+        project,
+        "--log-level",
+        "DEBUG",
+        scope="compose",
+        pause="2s",
+        backoff={"initial": "1s", "factor": 2, "max": "8s", "jitter": 0},
+    )
+    agent.wait_event("heal.stopped", service="app")
+    file.write_text(good.replace("services:", "services: [", 1))  # a bad edit, mid-pause
+    failed = agent.wait_event("heal.failed", service="app")
+    assert failed["reason"] == "start_failed"
+    assert "yaml" in failed["detail"]  # compose's own words
+    agent.wait_event("heal.resume_retrying", 30, service="app", failures=3)
+    retries = agent.events("heal.resume_retrying", service="app")
+    assert [(r["failures"], r["retry_in_s"]) for r in retries[:2]] == [(2, 2.0), (3, 4.0)]
+    assert all("yaml" in r["error"] for r in retries)
+    assert agent.events("heal.resume_failed") == []  # reported once: by the cycle
+    file.write_text(good)  # fixed
+    agent.wait_event("heal.resumed", 30, service="app")
+    agent.wait_event("service.status", 30, service="app", status="running")
+    containers = stack_containers(client, project)
+    assert containers["app"].attrs["State"]["Running"] is True
+    assert containers["side"].attrs["State"]["Running"] is True  # never stopped
+    assert len(agent.events("heal.failed")) == 1

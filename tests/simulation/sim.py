@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from supervisor.engine import ContainerInfo, observe_in
-from supervisor.errors import ContainerGone, EngineError, EngineUnreachable
+from supervisor.errors import ComposeError, ContainerGone, EngineError, EngineUnreachable
 from supervisor.probes import ProbeResult
 from supervisor.state import Saved
 
@@ -221,8 +221,8 @@ class SimEngine:
     def containers_now(self) -> list[ContainerInfo]:
         return self.view.containers()
 
-    def acting_on(self, container_ids=(), project=None):
-        return self.view.acting_on(container_ids, project)
+    def acting_on(self, container_ids=(), project=None, services=()):
+        return self.view.acting_on(container_ids, project, services)
 
     def ping(self, timeout_s: float = 3.0) -> None:
         self._answer()
@@ -308,26 +308,34 @@ class SimEngine:
 
 
 class SimCompose:
-    """compose.Compose's blanket commands on the simulated project."""
+    """compose.Compose's commands on the simulated projects: of the whole project, or of the
+    named services. While `failing` (a bad edit, a port clash), `up` fails as compose does."""
 
     def __init__(self, engine: SimEngine) -> None:
         self.engine = engine
+        self.failing = False
+        self.calls: list[tuple[float, str, tuple[str, ...]]] = []  # (at, verb, services)
 
-    def _project(self, project: str | None) -> list[str]:
+    def _targets(self, project: str | None, services) -> list[str]:
         return [
             c.id
             for c in self.engine.containers.values()
             if c.labels.get("com.docker.compose.project") == project
+            and (not services or c.labels.get("com.docker.compose.service") in services)
         ]
 
-    def stop(self, file, project, timeout_s=None) -> None:
+    def stop(self, file, project, timeout_s=None, services=()) -> None:
         self.engine._act()
-        for cid in self._project(project):
+        self.calls.append((self.engine.world.timers.now(), "stop", tuple(services)))
+        for cid in self._targets(project, services):
             self.engine.do_stop(cid, "agent")
 
-    def up(self, file, project) -> None:
+    def up(self, file, project, services=(), no_deps=False, no_recreate=False) -> None:
         self.engine._act()
-        for cid in self._project(project):
+        self.calls.append((self.engine.world.timers.now(), "up", tuple(services)))
+        if self.failing:
+            raise ComposeError(f"exit code 1: compose -f {file} up -d", "simulated: port taken")
+        for cid in self._targets(project, services):
             self.engine.do_start(cid, "agent")
 
 

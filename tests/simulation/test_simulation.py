@@ -211,3 +211,77 @@ def test_the_wait_for_health_needs_a_start_after_the_stop():
     world.run_for(10)
     recovered = world.log.events("heal.recovered", service="web")
     assert len(recovered) == 1 and len(world.log.events("heal.stopping", service="web")) == 1
+
+
+def stack_world(scope: str) -> World:
+    """Only the stack (healed on unhealthy alone), beside an unsupervised neighbour `side`
+    in its compose project."""
+    stack = make_policies(scope)["stack"]
+    stack = replace(stack, heal=replace(stack.heal, on=frozenset({"unhealthy"})))
+    return quiet_world(policies={"stack": stack})
+
+
+def neighbour(world: World) -> str:
+    return next(c for c in world.engine.containers if c.startswith("side-"))
+
+
+def test_a_failed_compose_start_is_reported_once_and_retried_after_a_backoff():
+    world = stack_world("compose")
+    world.compose.failing = True  # a port clash: every `up` fails
+    break_it(world, "stack")
+    world.run_for(40)
+    [failed] = world.log.events("heal.failed", service="stack")
+    assert failed["reason"] == "start_failed" and "port taken" in failed["detail"]
+    assert world.log.events("heal.resume_failed") == []  # the cycle's report is the one
+    retries = world.log.events("heal.resume_retrying", service="stack")
+    # backoff 1 s doubling to 8 s, jitter 0.1: after failure n it waits 2**(n-1), at most 8
+    assert [r["failures"] for r in retries] == list(range(2, len(retries) + 2))
+    for r in retries:
+        planned = min(2 ** (r["failures"] - 1), 8)
+        assert planned * 0.9 <= r["retry_in_s"] <= planned * 1.1
+    # Each try came no sooner than the one before it planned (the cycle planned the first).
+    ups = [at for at, verb, _ in world.compose.calls if verb == "up"]
+    cycle_ups, keeper_ups = ups[:4], ups[4:]  # the cycle's start tries 4 times at once
+    assert len(keeper_ups) == len(retries) >= 4
+    befores = [cycle_ups[-1], *keeper_ups[:-1]]
+    waits = [1.0 * 0.9] + [r["retry_in_s"] for r in retries[:-1]]  # the cycle's: 1 s +-10%
+    for before, after, wait in zip(befores, keeper_ups, waits, strict=True):
+        assert after - before >= wait
+    # Only the service was stopped; its neighbour ran throughout.
+    assert {(verb, services) for _, verb, services in world.compose.calls} == {
+        ("stop", ("stack",)),
+        ("up", ("stack",)),
+    }
+    side = neighbour(world)
+    assert world.engine.containers[side].running and side not in world.last
+    world.compose.failing = False  # fixed
+    world.run_for(10)
+    assert len(world.log.events("heal.resumed", service="stack")) == 1
+    assert world.engine.containers[world.cid("stack")].running
+    assert not world.violations
+
+
+def test_a_project_heal_starts_its_neighbours_even_when_its_policy_goes_mid_failure():
+    world = stack_world("project")
+    side, stack = neighbour(world), world.cid("stack")
+    world.compose.failing = True
+    break_it(world, "stack")
+    for _ in range(100):
+        if world.log.events("heal.failed", service="stack"):
+            break
+        world.run_for(0.1)
+    [failed] = world.log.events("heal.failed", service="stack")
+    assert failed["reason"] == "start_failed"
+    stops = [a for a in world.engine.actions if a.verb == "stop" and a.actor == "agent"]
+    assert {a.container_id for a in stops} == {stack, side}  # the whole project
+    world.run_for(3)
+    # The neighbour is started from its intent at once; the service waits its backoff.
+    assert world.log.events("heal.resumed", container_id=side, kind="project")
+    assert world.engine.containers[side].running
+    assert not world.engine.containers[stack].running
+    world.agent.reload(LoadResult([], []), POLICY_DIR)  # its policy removed; compose broken
+    world.run_for(10)
+    # Nothing left to run compose for: what the heal stopped is started as a container.
+    assert world.log.events("heal.resumed", container_id=stack, kind="compose")
+    assert world.engine.containers[stack].running
+    assert not world.violations

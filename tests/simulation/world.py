@@ -61,7 +61,7 @@ FAST_HEAL = HealPolicy(
 )
 
 
-def make_policies() -> dict[str, Policy]:
+def make_policies(stack_scope: str = "compose") -> dict[str, Policy]:
     def policy(name, heal=FAST_HEAL, probe=None, project=PROJECT, compose=False):
         return Policy(
             service=name,
@@ -79,7 +79,7 @@ def make_policies() -> dict[str, Policy]:
         "db": policy("db", heal=replace(FAST_HEAL, dependents="restart")),
         "batch": policy("batch", heal=replace(FAST_HEAL, on=frozenset({"exited"}))),
         "stack": policy(
-            "stack", heal=replace(FAST_HEAL, scope="compose"), project="other", compose=True
+            "stack", heal=replace(FAST_HEAL, scope=stack_scope), project="other", compose=True
         ),
     }
 
@@ -100,6 +100,7 @@ class World:
         self.rng = random.Random(seed)
         self.timers = SimTimers()
         self.engine = SimEngine(self)
+        self.compose = SimCompose(self.engine)
         self.effects = Pending()
         self.probes = Pending()
         self.disk = saved or Saved()
@@ -109,7 +110,8 @@ class World:
         self.log = _Captured()
         self.violations: list[str] = []
         self.io_allowed = False
-        self.policies = policies or make_policies()
+        # The stack's heal scope: its one service (compose), or its whole project (project).
+        self.policies = policies or make_policies("project" if seed % 3 == 2 else "compose")
         self.in_force = dict(self.policies)  # what the last reload left supervised
         self.held: dict[str, float] = {}  # service -> until, once the pause returned
         self.removed: set[str] = set()
@@ -127,6 +129,10 @@ class World:
                 cid, f"{project}-{name}-1", labels, has_health=name != "api"
             )
             self.owner[cid] = name
+        if "stack" in self.policies:  # a service of the stack's project nobody supervises
+            side = f"side-{seed}".ljust(12, "0")
+            labels = {"com.docker.compose.service": "side", "com.docker.compose.project": "other"}
+            self.engine.containers[side] = SimContainer(side, "other-side-1", labels)
         if "db" in self.policies:  # a sidecar in db's network namespace: its dependent
             sidecar = f"sidecar-{seed}".ljust(12, "0")
             self.engine.containers[sidecar] = SimContainer(
@@ -164,7 +170,7 @@ class World:
             make_manager=lambda policy: ServiceManager(
                 policy,
                 self.engine,
-                compose=SimCompose(self.engine),
+                compose=self.compose,
                 clock=self.timers.now,
                 sleep=lambda seconds: None,
             ),
@@ -351,6 +357,7 @@ class World:
         agent stopped is running again."""
         self.faults = False
         self.engine.fail_rate = 0.0
+        self.compose.failing = False
         if not self.engine.up:
             self.engine.up = True
         if not self.agent.view.synced:
@@ -406,6 +413,7 @@ class World:
                 ("flaky_engine", 1),
                 ("kill", 0.6),
                 ("restart", 0.4),
+                ("compose_fails", 0.6),
             ]
         )
         now = self.timers.now()
@@ -444,6 +452,8 @@ class World:
             self.timers.world_later(self.rng.uniform(1, 15), self._engine_back)
         elif kind == "flaky_engine":
             self.engine.fail_rate = 0.0 if self.engine.fail_rate else 0.3
+        elif kind == "compose_fails":  # a bad edit or a port clash comes, or is fixed
+            self.compose.failing = not self.compose.failing
         elif kind == "kill":
             self.kill()
         elif kind == "restart":
@@ -521,7 +531,13 @@ class World:
             if service and self._blocked(service, now):
                 self.violation(f"started {service}, which is {self._blocked(service, now)}")
             return
-        if action.verb != "stop" or service is None:
+        if action.verb != "stop":
+            return
+        if service is None:
+            stack = self.agent.router.get("stack")
+            project = self.engine.containers[cid].labels.get("com.docker.compose.project")
+            if project == "other" and stack is not None and stack.policy.heal.scope == "compose":
+                self.violation(f"a heal of one compose service stopped its neighbour {cid}")
             return
         blocked = self._blocked(service, now)
         if blocked:

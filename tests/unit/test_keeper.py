@@ -1,9 +1,12 @@
-"""keeper.py: which due intents still name a container of their service (pure)."""
+"""keeper.py and journal.py: which due intents still name a container of their service,
+which are the agent's to start, and when a failed start is tried again (pure)."""
+
+from dataclasses import replace
 
 from supervisor.engine import ContainerInfo
-from supervisor.journal import COMPOSE, CONTAINER, DEPENDENT, Intent
-from supervisor.keeper import belongs
-from supervisor.policy import Match, Policy
+from supervisor.journal import COMPOSE, CONTAINER, DEPENDENT, PROJECT, Intent, Journal
+from supervisor.keeper import DONE, START, belongs, judge, retry_delay_s
+from supervisor.policy import BackoffPolicy, Match, Policy
 
 WEB = Policy("web", Match(compose_service="web"))
 WEB_LABELS = {"com.docker.compose.service": "web", "com.docker.compose.project": "demo"}
@@ -39,3 +42,55 @@ def test_a_dependent_intent_starts_only_what_still_depends_on_the_service():
 
 def test_a_compose_intent_is_the_services_own_by_construction():
     assert belongs(Intent("compose:web", "web", COMPOSE, None, 5.0), stranger, WEB, [])
+
+
+def test_a_neighbour_intent_starts_only_what_is_still_in_the_project():
+    stack = Policy("web", Match(compose_service="web"))
+    assert belongs(intent(PROJECT, "k1"), worker, stack, [web, worker])
+    assert not belongs(intent(PROJECT, "s1"), stranger, stack, [web, stranger])
+
+
+DOWN_AT_4 = {"Running": False, "FinishedAt": "1970-01-01T00:00:04Z"}
+DOWN_AT_6 = {"Running": False, "FinishedAt": "1970-01-01T00:00:06Z"}
+
+
+def test_a_neighbour_is_started_only_if_the_agents_stop_took_it_down():
+    """Intent at 5: what finished at 4 was down before (an init that exited): not the
+    agent's to start, even while its service may be healed; what finished at 6, is."""
+    assert judge(intent(PROJECT, "k1"), DOWN_AT_4, False, True) == DONE
+    assert judge(intent(PROJECT, "k1"), DOWN_AT_6, False, False) == START
+    assert judge(intent(CONTAINER, "w1"), DOWN_AT_4, False, True) == START
+    assert judge(intent(CONTAINER, "w1"), DOWN_AT_4, False, False) == DONE
+
+
+def test_a_start_still_owed_keeps_the_time_of_the_first_stop():
+    """Attempt 2 re-records what attempt 1 stopped and could not start: the container, down
+    since attempt 1's stop, was taken down by the agent, not before it."""
+    journal = Journal()
+    [first] = journal.record(intent(COMPOSE, "w1"))
+    [second] = journal.record(replace(first, at=9.0))
+    assert (second.at, second.owed_since) == (9.0, 5.0)
+    assert judge(second, DOWN_AT_6, False, False) == START
+    journal.clear(second.key)
+    [fresh] = journal.record(replace(first, at=9.0))
+    assert fresh.owed_since == 9.0
+
+
+def test_a_failed_start_waits_its_backoff_and_a_new_stop_forgets_it():
+    journal = Journal()
+    [owed] = journal.record(intent(CONTAINER, "w1"))
+    journal.release(owed.key)
+    assert journal.due(now=6.0) == [owed]
+    journal.defer(owed.key, 1, until=16.0)
+    assert journal.due(now=15.9) == [] and journal.due(now=16.0) == [owed]
+    assert journal.due() == [owed]  # eager: the engine is back
+    assert journal.failures(owed.key) == 1
+    journal.record(owed)  # a new attempt's stop: owned again, no failure counted yet
+    assert journal.failures(owed.key) == 0 and journal.due(now=0.0) == []
+
+
+def test_retries_double_from_the_initial_backoff_up_to_its_max():
+    backoff = BackoffPolicy(initial_s=10, factor=2, max_s=60, jitter=0.5)
+    no_jitter = lambda: 0.5  # noqa: E731 - u = 0: no spread
+    assert [retry_delay_s(backoff, n, no_jitter) for n in range(1, 6)] == [10, 20, 40, 60, 60]
+    assert retry_delay_s(backoff, 1, lambda: 0.0) == 5.0  # -jitter

@@ -121,6 +121,19 @@ heal:
 BASE = "service: web\nmatch: {name: web}\n"
 
 
+def test_healing_a_missing_service_by_itself_needs_its_compose_name(tmp_path):
+    """A missing container has no label to say which compose service to create."""
+    (tmp_path / "compose.yml").write_text("services: {}\n")
+    head = BASE + "compose: {file: compose.yml}\nheal:\n  on: [missing]\n"
+    assert error_of(tmp_path, head + "  scope: compose\n") == (
+        "p.yaml:5: at 'heal.on': healing 'missing' with scope compose needs "
+        "match.compose_service (the service to create), or scope project"
+    )
+    assert load_policy_file(write(tmp_path, head + "  scope: project\n")).heal.scope == "project"
+    named = head.replace("{name: web}", "{name: web, compose_service: web}")
+    assert load_policy_file(write(tmp_path, named + "  scope: compose\n")).heal.scope == "compose"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -173,11 +186,15 @@ BASE = "service: web\nmatch: {name: web}\n"
         ),
         (
             BASE + "heal:\n  on: [unhealthy, missing]\n",
-            "p.yaml:4: at 'heal.on': healing 'missing' needs heal.scope compose",
+            "p.yaml:4: at 'heal.on': healing 'missing' needs heal.scope compose or project",
+        ),
+        (
+            BASE + "heal:\n  scope: project\n",
+            "p.yaml:4: at 'heal.scope': scope project needs a compose section with a file",
         ),
         (
             BASE + "heal:\n  scope: host\n",
-            "p.yaml:4: at 'heal.scope': expected one of container, compose, got 'host'",
+            "p.yaml:4: at 'heal.scope': expected one of container, compose, project, got 'host'",
         ),
         (
             BASE + "heal:\n  backoff: {initial: 1m, max: 10s}\n",

@@ -267,6 +267,22 @@ def test_overlapping_compose_cycles_keep_each_others_marks():
     assert not view.is_manual_stop("x")
 
 
+def test_a_service_heal_owns_its_services_events_and_no_siblings():
+    """While a scope-compose heal stops web, an operator's stop of db in the same project
+    is still a stop by hand."""
+    source, seen, clock = FakeSource(), [], Clock()
+    view = ContainerView(source, on_event=seen.append, clock=clock)
+    for cid, service in (("w", "web"), ("d", "db")):
+        labels = {"com.docker.compose.project": "demo", "com.docker.compose.service": service}
+        source.add(cid, f"demo-{service}-1", dict(RUNNING), labels)
+    view.resync()
+    with view.acting_on(project="demo", services=("web",)):
+        view.apply(event("w", "stop"))
+        view.apply(event("d", "stop"))
+    assert [(e.container_id, e.by_agent) for e in seen] == [("w", True), ("d", False)]
+    assert view.is_manual_stop("d") and not view.is_manual_stop("w")
+
+
 def test_a_stop_by_hand_an_earlier_agent_saw_holds_from_the_first_listing():
     source = FakeSource()
     source.add("a", "web", {**RUNNING, "Status": "exited", "Running": False, "ExitCode": 143})
