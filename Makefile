@@ -48,8 +48,11 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: engine venv images
+test: engine venv images build/tools/usr/bin/promtool
 	$(BIN)/pytest -q tests
+
+build/tools/usr/bin/promtool:
+	scripts/fetch-promtool build/tools
 
 # Only the end-to-end suite (also part of `make test`): a Debian 12 host with systemd as PID 1
 # and its own dockerd, in a container; the agent installed on it with `make install`.

@@ -132,7 +132,9 @@ class Agent:
         self.metrics: Metrics | None = None
         self._metrics_addr = metrics_addr
         if metrics_addr is not None:
-            self.metrics = Metrics(self.board.metric_rows, lambda: self.engine.api_calls)
+            self.metrics = Metrics(
+                self.board.metric_rows, lambda: self.engine.api_calls, lambda: self.health.ok
+            )
         self.prober = Prober(
             self.timers,
             parts.submit_probe,

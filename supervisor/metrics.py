@@ -36,10 +36,11 @@ class Metrics:
         self,
         read_services: Callable[[], Iterable[dict[str, Any]]],
         read_api_calls: Callable[[], int],
+        read_engine_up: Callable[[], bool] = lambda: True,
     ) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
-        self.registry.register(_LiveCollector(read_services, read_api_calls))
+        self.registry.register(_LiveCollector(read_services, read_api_calls, read_engine_up))
         self._checks = Counter(
             "supervisor_checks", "Checks made, by service", ["service"], registry=self.registry
         )
@@ -95,9 +96,10 @@ class Metrics:
 class _LiveCollector:
     """Gauges read from the agent at scrape time."""
 
-    def __init__(self, read_services, read_api_calls) -> None:
+    def __init__(self, read_services, read_api_calls, read_engine_up) -> None:
         self._read_services = read_services
         self._read_api_calls = read_api_calls
+        self._read_engine_up = read_engine_up
 
     def collect(self):
         status = GaugeMetricFamily(
@@ -125,4 +127,8 @@ class _LiveCollector:
             "supervisor_engine_api_calls", "Docker engine API requests made by the agent"
         )
         calls.add_metric([], self._read_api_calls())
-        yield from (status, restarts, flags, calls)
+        engine = GaugeMetricFamily(
+            "supervisor_engine_up", "1 while the Docker engine answers the agent, else 0"
+        )
+        engine.add_metric([], 1.0 if self._read_engine_up() else 0.0)
+        yield from (status, restarts, flags, calls, engine)
