@@ -12,6 +12,7 @@ PREFIX ?= /opt/docker-supervisor
 SYSCONFDIR ?= /etc/docker-supervisor
 UNITDIR ?= /etc/systemd/system
 BINDIR ?= /usr/local/bin
+DATADIR ?= /usr/local/share
 
 .PHONY: demo demo-down test e2e simulate lint format engine venv images install clean
 
@@ -65,8 +66,8 @@ SEEDS ?= 400
 simulate: venv
 	$(BIN)/python -m tests.simulation.run --seeds $(SEEDS)
 
-# The package in its own virtual environment (its command linked into BINDIR), the unit, and
-# the policies directory (the examples go to examples/ beside it; nothing an operator wrote
+# The package in its own virtual environment (its command linked into BINDIR, its bash and
+# zsh completions under DATADIR), the unit, and the policies directory (the examples go to examples/ beside it; nothing an operator wrote
 # is overwritten).
 install:
 	$(PYTHON) -m venv $(PREFIX)/venv
@@ -74,9 +75,15 @@ install:
 	$(PREFIX)/venv/bin/pip install --quiet .
 	install -d $(BINDIR)
 	ln -sf $(PREFIX)/venv/bin/docker-supervisor $(BINDIR)/docker-supervisor
+	install -d $(DATADIR)/bash-completion/completions $(DATADIR)/zsh/site-functions
+	$(PREFIX)/venv/bin/register-python-argcomplete docker-supervisor \
+	    > $(DATADIR)/bash-completion/completions/docker-supervisor
+	$(PREFIX)/venv/bin/register-python-argcomplete --shell zsh docker-supervisor \
+	    > $(DATADIR)/zsh/site-functions/_docker-supervisor
 	install -m 0644 README.md $(PREFIX)/README.md
 	install -d -m 0755 $(SYSCONFDIR)/policies.d $(SYSCONFDIR)/examples
 	install -m 0644 policies/*.yaml $(SYSCONFDIR)/examples/
+	install -m 0644 policy.schema.json $(SYSCONFDIR)/policy.schema.json
 	install -d -m 0755 $(SYSCONFDIR)/compose/demo $(SYSCONFDIR)/compose/chatterbox
 	install -m 0644 compose/demo/* $(SYSCONFDIR)/compose/demo/
 	install -m 0644 compose/chatterbox/* $(SYSCONFDIR)/compose/chatterbox/

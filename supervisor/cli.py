@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import argcomplete
+
 from . import __version__
 from .errors import (
     AgentRunning,
@@ -36,6 +38,30 @@ EXIT_BAD_INPUT = 2
 DEFAULT_POLICIES = "/etc/docker-supervisor/policies.d"
 BEAT_S = 0.2
 
+DESCRIPTION = """\
+Supervise the containers of a Docker host: one YAML policy per service says
+how to find its container, how to check it and how to heal it (stop, pause,
+start, wait for health, back off, give up on a crash loop). `run` is the
+agent; the other commands inspect and steer it."""
+
+EXAMPLES = f"""\
+examples:
+  docker-supervisor validate policies/          check policies (exit 2 if bad)
+  docker-supervisor run --policies policies/ --dry-run
+                                                decide and log, act on nothing
+  docker-supervisor status                      one row per service
+  docker-supervisor pause web --for 30m         watch web, do not heal it
+  docker-supervisor reset web                   forget web's give-up, backoff
+  docker-supervisor restart web                 stop, pause, start, healthy
+
+Policies: {DEFAULT_POLICIES} unless --policies says.
+State: $STATE_DIRECTORY, else /var/lib/docker-supervisor as root.
+Exit codes: 0 done, 1 the end state was not reached, 2 bad input."""
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Keep the description's and examples' lines as written."""
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # exit 2 with one line, as argparse does, no usage
@@ -49,18 +75,24 @@ def _add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None
         return argparse.SUPPRESS if suppress else value
 
     parser.add_argument(
-        "--log-level", default=default("INFO"), choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+        "--log-level",
+        default=default("INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="the least level logged (default: INFO)",
     )
     parser.add_argument(
         "--compose-bin",
         default=default(None),
-        help="compose command to use (default: docker compose, then docker-compose)",
+        metavar="PATH",
+        help="the Compose v2 to run (default: docker compose, then the docker-compose "
+        "installed with the agent, then docker-compose on PATH)",
     )
     parser.add_argument(
         "--compose-timeout",
         type=_duration_arg,
         default=default(120.0),
-        help="cut a compose command after this long (default 120s)",
+        metavar="DURATION",
+        help="cut a compose command after this long (default: 120s)",
     )
     parser.add_argument(
         "--insecure-policies",
@@ -71,28 +103,37 @@ def _add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="docker-supervisor", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="docker-supervisor",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=_Help,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_global_options(parser, suppress=False)
     # The same options are taken after the command too (`run --compose-bin X`).
     common = argparse.ArgumentParser(add_help=False)
     _add_global_options(common, suppress=True)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser, metavar="COMMAND"
+    )
 
     run = sub.add_parser("run", parents=[common], help="run the agent in the foreground")
-    run.add_argument("--policies", default=DEFAULT_POLICIES, type=Path)
-    run.add_argument("--state-dir", type=Path)
+    _policies_option(run)
+    _state_dir_option(run)
     run.add_argument(
         "--heal-concurrency",
         type=_positive_int,
         default=4,
-        help="heal cycles at once; the rest queue (default 4)",
+        metavar="N",
+        help="heal cycles at once; the rest queue (default: 4)",
     )
     run.add_argument(
         "--relist-interval",
         type=_duration_arg,
         default=60.0,
-        help="full re-listing to correct drift (default 60s)",
+        metavar="DURATION",
+        help="full re-listing to correct drift (default: 60s)",
     )
 
     run.add_argument(
@@ -112,12 +153,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     validate = sub.add_parser("validate", parents=[common], help="check a policies directory")
-    validate.add_argument("policies", nargs="?", default=DEFAULT_POLICIES, type=Path)
+    validate.add_argument(
+        "policies",
+        nargs="?",
+        default=DEFAULT_POLICIES,
+        type=Path,
+        help=f"the policies directory (default: {DEFAULT_POLICIES})",
+    )
 
     status = sub.add_parser("status", parents=[common], help="show each service's status")
-    status.add_argument("policies", nargs="?", default=DEFAULT_POLICIES, type=Path)
-    status.add_argument("--json", action="store_true")
-    status.add_argument("--state-dir", type=Path)
+    status.add_argument(
+        "policies",
+        nargs="?",
+        default=DEFAULT_POLICIES,
+        type=Path,
+        help=f"the policies directory (default: {DEFAULT_POLICIES})",
+    )
+    status.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="refresh in place until Ctrl-C (piped: one JSON line per refresh)",
+    )
+    status.add_argument(
+        "--interval",
+        type=_duration_arg,
+        default=2.0,
+        metavar="DURATION",
+        help="how often --watch refreshes (default: 2s)",
+    )
+    _state_dir_option(status)
+
+    sub.add_parser(
+        "schema", parents=[common], help="print the policy format as JSON Schema (for editors)"
+    )
 
     # Commands about one service; the operator's ones also name the state directory.
     for name, text, operator in (
@@ -129,10 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("restart", "stop, pause, start, and wait until healthy", False),
     ):
         cmd = sub.add_parser(name, parents=[common], help=text)
-        cmd.add_argument("service")
-        cmd.add_argument("--policies", default=DEFAULT_POLICIES, type=Path)
+        service = cmd.add_argument("service", help="a service named by a policy")
+        service.completer = _service_names  # type: ignore[attr-defined]
+        _policies_option(cmd)
         if operator:
-            cmd.add_argument("--state-dir", type=Path)
+            _state_dir_option(cmd)
         if name == "pause":
             cmd.add_argument(
                 "--for",
@@ -141,6 +211,37 @@ def build_parser() -> argparse.ArgumentParser:
                 help="hold this long (default: until resumed)",
             )
     return parser
+
+
+def _policies_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policies",
+        default=DEFAULT_POLICIES,
+        type=Path,
+        metavar="DIR",
+        help=f"the policies directory (default: {DEFAULT_POLICIES})",
+    )
+
+
+def _state_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="the agent's state directory (default: $STATE_DIRECTORY, else "
+        "/var/lib/docker-supervisor as root, else $XDG_STATE_HOME/docker-supervisor)",
+    )
+
+
+def _service_names(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
+    """Shell completion: the services of the policies directory the line names (or the
+    default one); nothing when it cannot be read."""
+    directory = getattr(parsed_args, "policies", None) or DEFAULT_POLICIES
+    try:
+        result = load_policy_dir(directory, strict=False)
+    except Exception:  # completing must never print a traceback into a shell
+        return []
+    return sorted(p.service for p in result.policies if p.service.startswith(prefix))
 
 
 def _positive_int(text: str) -> int:
@@ -170,7 +271,10 @@ def _duration_arg(text: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     args: argparse.Namespace | None = None
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        # A shell asking for completions gets them and the process ends here.
+        argcomplete.autocomplete(parser, always_complete_options=False)
+        args = parser.parse_args(argv)
         dry_run = getattr(args, "dry_run", False)
         setup_logging(
             args.log_level,
@@ -296,10 +400,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    policies = load_policies(args.policies, _strict(args))
+    if args.watch:
+        return _watch(args, policies)
+    agent, rows = _status_now(args, policies)
+    if args.json:
+        print(json.dumps({"agent": agent, "services": rows}, indent=2))
+    else:
+        from .screen import agent_line
+
+        _print_table(rows)
+        print(agent_line(agent))
+    return EXIT_OK
+
+
+def _status_now(args: argparse.Namespace, policies: list[Policy]) -> tuple[Any, list[Any]]:
+    """The agent's figures and one row per service, as of now (one engine listing)."""
     from .engine import Engine
     from .state import default_state_dir, load_state, running_agent_pid
 
-    policies = load_policies(args.policies, _strict(args))
     state_dir = args.state_dir or default_state_dir()
     saved = load_state(state_dir, move_aside=False).services
     pid = running_agent_pid(state_dir)
@@ -307,18 +426,43 @@ def cmd_status(args: argparse.Namespace) -> int:
     containers = None
     with contextlib.suppress(SupervisorError):  # each row then says engine_unreachable
         containers = engine.list_containers()
+    engine.close()
     now = time.time()
     rows = [
         _status_row(p, engine.observe(p, containers), saved.get(p.service, {}), now, pid)
         for p in policies
     ]
-    agent = _agent_figures(pid)
-    if args.json:
-        print(json.dumps({"agent": agent, "services": rows}, indent=2))
-    else:
-        _print_table(rows)
-        print(_agent_line(agent))
-    return EXIT_OK
+    return _agent_figures(pid), rows
+
+
+def _watch(args: argparse.Namespace, policies: list[Policy]) -> int:
+    """Redraw the table in place on a terminal (colour unless NO_COLOR); piped, print one
+    JSON line per refresh. Ends on Ctrl-C (exit 0) or when the reader goes away."""
+    import os
+    import shutil
+
+    from .screen import render_watch
+
+    tty = sys.stdout.isatty()
+    colour = tty and not os.environ.get("NO_COLOR")
+    try:
+        while True:
+            agent, rows = _status_now(args, policies)
+            if tty:
+                width = shutil.get_terminal_size().columns
+                screen = render_watch(rows, agent, time.time(), width, colour)
+                sys.stdout.write("\x1b[H\x1b[2J" + screen + "\n")
+            else:
+                line = {"at": round(time.time(), 3), "agent": agent, "services": rows}
+                sys.stdout.write(json.dumps(line) + "\n")
+            sys.stdout.flush()
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - nothing more is written
+        return EXIT_OK
 
 
 def _status_row(
@@ -382,49 +526,18 @@ def _agent_figures(pid: int | None) -> dict[str, Any] | None:
         return None
 
 
-def _agent_line(agent: dict[str, Any] | None) -> str:
-    if agent is None:
-        return "agent: not running"
-    return (
-        f"agent: pid {agent['pid']}, up {agent['uptime_s']}s, RSS {agent['rss_mb']} MB, "
-        f"CPU {agent['cpu_s']}s"
-    )
-
-
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    header = (
-        "SERVICE",
-        "CONTAINER",
-        "STATUS",
-        "REASON",
-        "RESTARTS",
-        "BACKOFF",
-        "NEXT",
-        "LAST HEAL",
-    )
-    lines = [header]
-    now = time.time()
-    for row in rows:
-        heal = row["last_heal"]
-        last = "-"
-        if heal:
-            ago = int(now - heal.get("at", now))
-            last = f"{heal.get('result')} (attempt {heal.get('attempt')}, {ago}s ago)"
-        lines.append(
-            (
-                row["service"],
-                row["container"] or "-",
-                row["status"],
-                row["reason"] or "-",
-                str(row["restarts_in_window"]),
-                str(row["backoff_attempt"]),
-                row["next_action"],
-                last,
-            )
-        )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    from .screen import format_table, table_cells
+
+    print("\n".join(format_table(table_cells(rows, time.time()))))
+
+
+def cmd_schema() -> int:
+    """The policy format as JSON Schema, for editors (yaml-language-server and others)."""
+    from .policy import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
 
 
 def cmd_command(args: argparse.Namespace) -> int:
@@ -497,4 +610,5 @@ COMMANDS = {
     "start": _lifecycle("start"),
     "stop": _lifecycle("stop"),
     "restart": _lifecycle("restart"),
+    "schema": lambda args: cmd_schema(),
 }

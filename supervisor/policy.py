@@ -8,7 +8,7 @@ reads files but has no other I/O: it never talks to Docker, never sleeps, never 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,50 @@ class Policy:
         return self.compose.project if self.compose else None
 
 
+@dataclass(frozen=True)
+class Key:
+    """One key of the policy format: the parser the loader reads it with (whose `schema`
+    says the same in JSON Schema), what it means, and examples (editors show them)."""
+
+    parse: Callable[[Any], Any]
+    help: str
+    examples: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Keys:
+    """A mapping of the policy format: its keys in order, the required ones (with what the
+    loader says when one is missing), and keys of which at least one, or exactly one, must
+    be there (with what it says otherwise)."""
+
+    keys: Mapping[str, Key | Keys]
+    help: str
+    required: Mapping[str, str] = field(default_factory=dict)
+    any_of: tuple[tuple[str, ...], str] | None = None
+    one_of: tuple[tuple[str, ...], str] | None = None
+
+
+def _schema(fragment: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Attach a parser's JSON Schema: what it accepts, as far as JSON Schema can say it."""
+
+    def attach(parse: Callable[..., Any]) -> Callable[..., Any]:
+        parse.schema = fragment  # type: ignore[attr-defined]
+        return parse
+
+    return attach
+
+
+# A duration: plain seconds, or units (the loader also bounds it to 366 days).
+_DURATION_TEXT = r"^\s*(\d+(\.\d+)?|(\d+(\.\d+)?(ms|s|m|h))+)\s*$"
+DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 366 * 24 * 3600},
+        {"type": "string", "pattern": _DURATION_TEXT},
+    ],
+}
+
+
+@_schema(DURATION_SCHEMA)
 def parse_duration(value: Any) -> float:
     """Return seconds for `500ms`, `10s`, `5m`, `1h`, `1h30m` or a plain non-negative number.
 
@@ -279,32 +323,40 @@ def _check_nesting(src: _Source, text: str) -> None:
 
 
 class _Section:
-    """A mapping at `path` whose keys are checked against a fixed set."""
+    """A mapping at `path`, read as its `Keys` say: no unknown key, the required ones there,
+    and each value through its key's parser."""
 
-    def __init__(self, src: _Source, path: tuple[str, ...], value: Any, keys: Iterable[str]):
-        self.src, self.path = src, path
+    def __init__(self, src: _Source, path: tuple[str, ...], value: Any, spec: Keys):
+        self.src, self.path, self.spec = src, path, spec
         if value is None:
             value = {}
         if not isinstance(value, dict):
             raise src.error(path, f"expected a mapping, got {_describe(value)}")
-        allowed = tuple(keys)
+        allowed = tuple(spec.keys)
         for key in value:
             if key not in allowed:
                 raise src.error(
                     (*path, str(key)), f"unknown key (expected one of: {', '.join(allowed)})"
                 )
         self.value = value
+        for key, message in spec.required.items():
+            if key not in value:
+                raise src.error((*path, key), message)
+        if spec.any_of and not any(k in value for k in spec.any_of[0]):
+            raise src.error(path, spec.any_of[1])
+        if spec.one_of and sum(k in value for k in spec.one_of[0]) != 1:
+            raise src.error(path, spec.one_of[1])
 
-    def get(self, key: str, parse: Callable[[Any], Any], default: Any = None) -> Any:
+    def get(self, key: str, default: Any = None) -> Any:
         if key not in self.value:
             return default
         try:
-            return parse(self.value[key])
+            return self.spec.keys[key].parse(self.value[key])
         except ValueError as e:
             raise self.src.error((*self.path, key), str(e)) from None
 
-    def section(self, key: str, keys: Iterable[str]) -> _Section:
-        return _Section(self.src, (*self.path, key), self.value.get(key), keys)
+    def section(self, key: str) -> _Section:
+        return _Section(self.src, (*self.path, key), self.value.get(key), self.spec.keys[key])
 
 
 def _describe(value: Any) -> str:
@@ -313,12 +365,14 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}" if not isinstance(value, dict) else "a mapping"
 
 
+@_schema({"type": "string", "minLength": 1})
 def _string(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected a non-empty string, got {_describe(value)}")
     return value
 
 
+@_schema({"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]*$"})
 def _service_name(value: Any) -> str:
     if not isinstance(value, str) or not _SERVICE_RE.fullmatch(value):
         raise ValueError(f"expected a name like web or db-1 ([a-z0-9][a-z0-9_.-]*), got {value!r}")
@@ -326,6 +380,7 @@ def _service_name(value: Any) -> str:
 
 
 def _int_at_least(low: int) -> Callable[[Any], int]:
+    @_schema({"type": "integer", "minimum": low})
     def parse(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"expected a whole number >= {low}, got {value!r}")
@@ -335,6 +390,9 @@ def _int_at_least(low: int) -> Callable[[Any], int]:
 
 
 def _number_in(low: float, high: float, high_open: bool = False) -> Callable[[Any], float]:
+    upper = "exclusiveMaximum" if high_open else "maximum"
+
+    @_schema({"type": "number", "minimum": low, upper: high})
     def parse(value: Any) -> float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if ok and (value < low or value > high or (high_open and value == high)):
@@ -347,6 +405,14 @@ def _number_in(low: float, high: float, high_open: bool = False) -> Callable[[An
     return parse
 
 
+@_schema(
+    {
+        "anyOf": [
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 366 * 24 * 3600},
+            {"type": "string", "pattern": "(?=.*[1-9])" + _DURATION_TEXT},
+        ],
+    }
+)
 def _duration_above_zero(value: Any) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:
@@ -354,12 +420,21 @@ def _duration_above_zero(value: Any) -> float:
     return seconds
 
 
+@_schema({"type": "integer", "minimum": 1, "maximum": 65535})
 def _port(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
         raise ValueError(f"expected a port number from 1 to 65535, got {value!r}")
     return value
 
 
+@_schema(
+    {
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": {"type": "string"},
+        "additionalProperties": {"type": ["string", "number", "boolean"]},
+    }
+)
 def _labels(value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or not value:
         raise ValueError(f"expected a mapping of label names to values, got {_describe(value)}")
@@ -371,6 +446,7 @@ def _labels(value: Any) -> dict[str, str]:
     return labels
 
 
+@_schema({"type": "array", "items": {"enum": list(HEALABLE_REASONS)}})
 def _reasons(value: Any) -> frozenset[str]:
     if not isinstance(value, list):
         raise ValueError(f"expected a list of reasons, got {_describe(value)}")
@@ -381,6 +457,7 @@ def _reasons(value: Any) -> frozenset[str]:
 
 
 def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    @_schema({"enum": list(choices)})
     def parse(value: Any) -> str:
         if value not in choices:
             raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
@@ -391,77 +468,55 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
 
 def parse_policy(src: _Source, data: Any) -> Policy:
     """Build a Policy from a file's parsed YAML, raising the first PolicyError found."""
-    top = _Section(src, (), data, ("service", "match", "compose", "check", "heal", "notify"))
-    if "service" not in top.value:
-        raise src.error(("service",), "required")
-    service = top.get("service", _service_name)
-    if "match" not in top.value:
-        raise src.error(("match",), "required: how to find the container")
-    m = top.section("match", ("compose_service", "label", "name", "port"))
-    if not m.value:
-        raise src.error(("match",), "expected at least one of compose_service, label, name, port")
+    top = _Section(src, (), data, POLICY)
+    service = top.get("service")
+    m = top.section("match")
     match = Match(
-        compose_service=m.get("compose_service", _string),
-        labels=m.get("label", _labels, {}),
-        name=m.get("name", _string),
-        port=m.get("port", _port),
+        compose_service=m.get("compose_service"),
+        labels=m.get("label", {}),
+        name=m.get("name"),
+        port=m.get("port"),
     )
 
     compose = None
     if "compose" in top.value:
-        c = top.section("compose", ("file", "project"))
-        if "file" not in c.value:
-            raise src.error(("compose", "file"), "required")
-        file = (src.path.parent / c.get("file", _string)).resolve()
+        c = top.section("compose")
+        file = (src.path.parent / c.get("file")).resolve()
         if not file.is_file():
             raise src.error(("compose", "file"), f"no such file: {file}")
-        compose = ComposeRef(file=file, project=c.get("project", _service_name))
+        compose = ComposeRef(file=file, project=c.get("project"))
 
-    ck = top.section("check", ("interval", "grace", "failures", "probe"))
+    ck = top.section("check")
     check = CheckPolicy(
-        interval_s=ck.get("interval", _duration_above_zero, CheckPolicy.interval_s),
-        grace_s=ck.get("grace", parse_duration, CheckPolicy.grace_s),
-        failures=ck.get("failures", _int_at_least(1), CheckPolicy.failures),
+        interval_s=ck.get("interval", CheckPolicy.interval_s),
+        grace_s=ck.get("grace", CheckPolicy.grace_s),
+        failures=ck.get("failures", CheckPolicy.failures),
         probe=parse_probe(ck) if "probe" in ck.value else None,
     )
 
-    h = top.section(
-        "heal",
-        (
-            "on",
-            "scope",
-            "stop_timeout",
-            "pause",
-            "ready_timeout",
-            "backoff",
-            "max_restarts",
-            "window",
-            "reset_after",
-            "dependents",
-        ),
-    )
-    b = h.section("backoff", ("initial", "factor", "max", "jitter"))
+    h = top.section("heal")
+    b = h.section("backoff")
     defaults = BackoffPolicy()
     backoff = BackoffPolicy(
-        initial_s=b.get("initial", parse_duration, defaults.initial_s),
-        factor=b.get("factor", _number_in(1, 100), defaults.factor),
-        max_s=b.get("max", parse_duration, defaults.max_s),
-        jitter=b.get("jitter", _number_in(0, 1, high_open=True), defaults.jitter),
+        initial_s=b.get("initial", defaults.initial_s),
+        factor=b.get("factor", defaults.factor),
+        max_s=b.get("max", defaults.max_s),
+        jitter=b.get("jitter", defaults.jitter),
     )
     if backoff.max_s < backoff.initial_s:
         raise src.error(("heal", "backoff", "max"), "must be at least heal.backoff.initial")
     hd = HealPolicy()
     heal = HealPolicy(
-        on=h.get("on", _reasons, hd.on),
-        scope=h.get("scope", _one_of(SCOPES), hd.scope),
-        stop_timeout_s=h.get("stop_timeout", parse_duration, hd.stop_timeout_s),
-        pause_s=h.get("pause", parse_duration, hd.pause_s),
-        ready_timeout_s=h.get("ready_timeout", _duration_above_zero, hd.ready_timeout_s),
+        on=h.get("on", hd.on),
+        scope=h.get("scope", hd.scope),
+        stop_timeout_s=h.get("stop_timeout", hd.stop_timeout_s),
+        pause_s=h.get("pause", hd.pause_s),
+        ready_timeout_s=h.get("ready_timeout", hd.ready_timeout_s),
         backoff=backoff,
-        max_restarts=h.get("max_restarts", _int_at_least(1), hd.max_restarts),
-        window_s=h.get("window", _duration_above_zero, hd.window_s),
-        reset_after_s=h.get("reset_after", parse_duration, hd.reset_after_s),
-        dependents=h.get("dependents", _one_of(DEPENDENTS), hd.dependents),
+        max_restarts=h.get("max_restarts", hd.max_restarts),
+        window_s=h.get("window", hd.window_s),
+        reset_after_s=h.get("reset_after", hd.reset_after_s),
+        dependents=h.get("dependents", hd.dependents),
     )
     if heal.scope in COMPOSE_SCOPES and compose is None:
         raise src.error(
@@ -477,7 +532,7 @@ def parse_policy(src: _Source, data: Any) -> Policy:
             "healing 'missing' with scope compose needs match.compose_service "
             "(the service to create), or scope project",
         )
-    notify = parse_notify(top.section("notify", NOTIFY_KEYS)) if "notify" in top.value else None
+    notify = parse_notify(top.section("notify")) if "notify" in top.value else None
     return Policy(
         service=service,
         match=match,
@@ -489,51 +544,31 @@ def parse_policy(src: _Source, data: Any) -> Policy:
     )
 
 
-PROBE_KEYS = (
-    "http",
-    "tcp",
-    "exec",
-    "timeout",
-    "period",
-    "initial_delay",
-    "failure_threshold",
-    "success_threshold",
-)
-NOTIFY_KEYS = ("on", "command", "webhook", "timeout")
-
-
 def parse_probe(check: _Section) -> ProbePolicy:
-    p = check.section("probe", PROBE_KEYS)
-    kinds = [k for k in ("http", "tcp", "exec") if k in p.value]
-    if len(kinds) != 1:
-        raise p.src.error(p.path, "expected exactly one of http, tcp, exec")
-    kind = kinds[0]
+    p = check.section("probe")
+    kind = next(k for k in ("http", "tcp", "exec") if k in p.value)
     common = dict(
-        timeout_s=p.get("timeout", _duration_above_zero, 1.0),
-        period_s=p.get("period", _duration_above_zero, 10.0),
-        initial_delay_s=p.get("initial_delay", parse_duration, 0.0),
-        failure_threshold=p.get("failure_threshold", _int_at_least(1), 3),
-        success_threshold=p.get("success_threshold", _int_at_least(1), 1),
+        timeout_s=p.get("timeout", 1.0),
+        period_s=p.get("period", 10.0),
+        initial_delay_s=p.get("initial_delay", 0.0),
+        failure_threshold=p.get("failure_threshold", 3),
+        success_threshold=p.get("success_threshold", 1),
     )
     if common["timeout_s"] > common["period_s"]:
         raise p.src.error((*p.path, "timeout"), "must be at most check.probe.period")
     if kind == "exec":
-        return ProbePolicy("exec", command=p.get("exec", _argv), **common)
+        return ProbePolicy("exec", command=p.get("exec"), **common)
     if kind == "tcp":
-        t = p.section("tcp", ("host", "port"))
-        if "port" not in t.value:
-            raise p.src.error((*t.path, "port"), "required")
-        return ProbePolicy("tcp", host=t.get("host", _string), port=t.get("port", _port), **common)
-    h = p.section("http", ("url", "port", "path", "host", "status"))
-    if ("url" in h.value) == ("port" in h.value):
-        raise p.src.error(h.path, "expected either url, or port (with path and host)")
-    low, high = h.get("status", _status_range, (200, 399))
+        t = p.section("tcp")
+        return ProbePolicy("tcp", host=t.get("host"), port=t.get("port"), **common)
+    h = p.section("http")
+    low, high = h.get("status", (200, 399))
     return ProbePolicy(
         "http",
-        url=h.get("url", _http_url),
-        port=h.get("port", _port),
-        path=h.get("path", _url_path, "/"),
-        host=h.get("host", _string),
+        url=h.get("url"),
+        port=h.get("port"),
+        path=h.get("path", "/"),
+        host=h.get("host"),
         status_low=low,
         status_high=high,
         **common,
@@ -541,13 +576,11 @@ def parse_probe(check: _Section) -> ProbePolicy:
 
 
 def parse_notify(n: _Section) -> NotifyPolicy:
-    if "command" not in n.value and "webhook" not in n.value:
-        raise n.src.error(n.path, "expected a command, a webhook, or both")
     return NotifyPolicy(
-        on=n.get("on", _notify_events, frozenset(NOTIFY_EVENTS)),
-        command=n.get("command", _argv, ()),
-        webhook=n.get("webhook", _http_url),
-        timeout_s=n.get("timeout", _duration_above_zero, 10.0),
+        on=n.get("on", frozenset(NOTIFY_EVENTS)),
+        command=n.get("command", ()),
+        webhook=n.get("webhook"),
+        timeout_s=n.get("timeout", 10.0),
     )
 
 
@@ -557,30 +590,41 @@ def load_notify_file(path: Path | str, strict: bool = True) -> NotifyPolicy:
     if strict and (problem := check_permissions(path)):
         raise problem
     src = _Source(path, str(path))
-    notify = parse_notify(_Section(src, (), _read_yaml(src), NOTIFY_KEYS))
+    notify = parse_notify(_Section(src, (), _read_yaml(src), NOTIFY))
     if strict and (problem := _command_problem(notify)):
         raise PolicyError(str(path), src.line_of(("command",)), "command", problem)
     return notify
 
 
+@_schema({"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}})
 def _argv(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(x, str) and x for x in value):
         raise ValueError(f"expected a command as a list of strings (no shell), got {value!r}")
     return tuple(value)
 
 
+@_schema({"type": "string", "pattern": r"^https?://[^\s/]+(/\S*)?$"})
 def _http_url(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
         raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
     return value
 
 
+@_schema({"type": "string", "pattern": "^/"})
 def _url_path(value: Any) -> str:
     if not isinstance(value, str) or not value.startswith("/"):
         raise ValueError(f"expected a path starting with /, got {value!r}")
     return value
 
 
+@_schema(
+    {
+        "anyOf": [
+            {"type": "integer", "minimum": 100, "maximum": 599},
+            {"type": "string", "pattern": "^[1-5][0-9]{2}(-[1-5][0-9]{2})?$"},
+        ],
+    }
+)
 def _status_range(value: Any) -> tuple[int, int]:
     text = str(value)
     found = re.fullmatch(r"(\d{3})(?:-(\d{3}))?", text)
@@ -593,10 +637,195 @@ def _status_range(value: Any) -> tuple[int, int]:
     return low, high
 
 
+@_schema({"type": "array", "items": {"enum": list(NOTIFY_EVENTS)}})
 def _notify_events(value: Any) -> frozenset[str]:
     if not isinstance(value, list) or not all(x in NOTIFY_EVENTS for x in value):
         raise ValueError(f"expected events from {', '.join(NOTIFY_EVENTS)}, got {value!r}")
     return frozenset(value)
+
+
+# The policy format, once: the loader reads every file through it, and `schema` (the JSON
+# Schema editors use) is made from it. Rules across keys and files (a compose file that
+# exists, scope compose needing a compose section, timeout <= period) are the loader's alone.
+_DURATION = "a duration: 500ms, 10s, 5m, 1h, 1h30m, or plain seconds"
+NOTIFY = Keys(
+    {
+        "on": Key(_notify_events, "which events notify", (["heal.gave_up", "heal.failed"],)),
+        "command": Key(
+            _argv,
+            "a program and its arguments, run without a shell, with the event in SUPERVISOR_* "
+            "variables",
+            (["/usr/local/bin/page-oncall", "--team", "ops"],),
+        ),
+        "webhook": Key(
+            _http_url,
+            "an http(s) URL that gets the event as a JSON POST (redirects are not followed)",
+            ("http://127.0.0.1:9095/alerts",),
+        ),
+        "timeout": Key(_duration_above_zero, f"cut a command or webhook after this; {_DURATION}"),
+    },
+    "who hears of give-ups, recoveries and failures: a command, a webhook, or both",
+    any_of=(("command", "webhook"), "expected a command, a webhook, or both"),
+)
+PROBE = Keys(
+    {
+        "http": Keys(
+            {
+                "url": Key(_http_url, "probe this URL", ("http://127.0.0.1:8080/health",)),
+                "port": Key(_port, "probe this port of the container's address", (8080,)),
+                "path": Key(_url_path, "the path asked for with port (default /)", ("/health",)),
+                "host": Key(_string, "the host to ask instead of the container's address"),
+                "status": Key(_status_range, "the statuses that pass (default 200-399)", ("200",)),
+            },
+            "an HTTP GET that passes on a status in range",
+            one_of=(("url", "port"), "expected either url, or port (with path and host)"),
+        ),
+        "tcp": Keys(
+            {
+                "host": Key(_string, "the host to connect to instead of the container's address"),
+                "port": Key(_port, "the port to connect to", (5432,)),
+            },
+            "a TCP connect that passes when it is accepted",
+            required={"port": "required"},
+        ),
+        "exec": Key(_argv, "a command run in the container, passing on exit 0", (["pg_isready"],)),
+        "timeout": Key(_duration_above_zero, f"each probe's limit (default 1s); {_DURATION}"),
+        "period": Key(_duration_above_zero, f"between probes (default 10s); {_DURATION}"),
+        "initial_delay": Key(parse_duration, f"after a start, before probing; {_DURATION}"),
+        "failure_threshold": Key(_int_at_least(1), "failures in a row that fail it (default 3)"),
+        "success_threshold": Key(_int_at_least(1), "passes in a row that pass it (default 1)"),
+    },
+    "an agent-side probe, with Kubernetes' semantics: exactly one of http, tcp, exec",
+    one_of=(("http", "tcp", "exec"), "expected exactly one of http, tcp, exec"),
+)
+POLICY = Keys(
+    {
+        "service": Key(
+            _service_name, "the service's name, unique in the directory", ("web", "db-1")
+        ),
+        "match": Keys(
+            {
+                "compose_service": Key(
+                    _string, "the container's com.docker.compose.service label", ("web",)
+                ),
+                "label": Key(
+                    _labels, "labels the container carries, all of them", ({"app": "web"},)
+                ),
+                "name": Key(_string, "a part of the container's name (an exact name wins)"),
+                "port": Key(_port, "a port the container publishes or exposes", (8080,)),
+            },
+            "how the container is found: the keys are tried in this order",
+            any_of=(
+                ("compose_service", "label", "name", "port"),
+                "expected at least one of compose_service, label, name, port",
+            ),
+        ),
+        "compose": Keys(
+            {
+                "file": Key(
+                    _string,
+                    "the compose file, relative to this policy; it must exist",
+                    ("../compose/demo/compose.yml",),
+                ),
+                "project": Key(_service_name, "the compose project name", ("demo",)),
+            },
+            "the service's compose file: for heal.scope compose or project, start and stop",
+            required={"file": "required"},
+        ),
+        "check": Keys(
+            {
+                "interval": Key(_duration_above_zero, f"between checks (default 10s); {_DURATION}"),
+                "grace": Key(
+                    parse_duration, f"no healing this long after a start (default 0s); {_DURATION}"
+                ),
+                "failures": Key(_int_at_least(1), "bad checks in a row before healing (default 1)"),
+                "probe": PROBE,
+            },
+            "how often the service is looked at, and how patiently",
+        ),
+        "heal": Keys(
+            {
+                "on": Key(
+                    _reasons,
+                    "the reasons that heal (default [unhealthy]); exited means a non-zero exit",
+                    (["unhealthy", "exited"],),
+                ),
+                "scope": Key(
+                    _one_of(SCOPES),
+                    "what a heal stops: container (default), compose (the service's "
+                    "containers), project (the whole compose project)",
+                ),
+                "stop_timeout": Key(parse_duration, f"before SIGKILL (default 10s); {_DURATION}"),
+                "pause": Key(parse_duration, f"between stop and start (default 2s); {_DURATION}"),
+                "ready_timeout": Key(
+                    _duration_above_zero, f"to become healthy (default 120s); {_DURATION}"
+                ),
+                "backoff": Keys(
+                    {
+                        "initial": Key(
+                            parse_duration, f"before attempt 2 (default 10s); {_DURATION}"
+                        ),
+                        "factor": Key(_number_in(1, 100), "each attempt waits this times more (2)"),
+                        "max": Key(parse_duration, f"the longest wait (default 5m); {_DURATION}"),
+                        "jitter": Key(_number_in(0, 1, high_open=True), "spread, +-(0.1)"),
+                    },
+                    "attempt n >= 2 waits min(initial * factor ** (n - 2), max), +-jitter",
+                ),
+                "max_restarts": Key(_int_at_least(1), "attempts allowed inside window (default 5)"),
+                "window": Key(
+                    _duration_above_zero, f"the restart budget's window (10m); {_DURATION}"
+                ),
+                "reset_after": Key(
+                    parse_duration, f"healthy this long resets the backoff (10m); {_DURATION}"
+                ),
+                "dependents": Key(
+                    _one_of(DEPENDENTS), "restart: restart what depends on it after a recovery"
+                ),
+            },
+            "how the service is healed: stop, pause, start, wait for health, back off, give up",
+        ),
+        "notify": NOTIFY,
+    },
+    "one service's policy for docker-supervisor",
+    required={"service": "required", "match": "required: how to find the container"},
+)
+
+
+def json_schema() -> dict[str, Any]:
+    """The policy format as a JSON Schema (2020-12), made from POLICY."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "docker-supervisor policy",
+        **_keys_schema(POLICY, top=True),
+    }
+
+
+def _keys_schema(spec: Keys, top: bool = False) -> dict[str, Any]:
+    # An empty section (`check:`) is read as no keys at all, unless it needs some.
+    empty_ok = not (top or spec.required or spec.any_of or spec.one_of)
+    out: dict[str, Any] = {
+        "type": ["object", "null"] if empty_ok else "object",
+        "description": spec.help,
+        "properties": {
+            name: _keys_schema(item) if isinstance(item, Keys) else _key_schema(item)
+            for name, item in spec.keys.items()
+        },
+        "additionalProperties": False,
+    }
+    if spec.required:
+        out["required"] = list(spec.required)
+    if spec.any_of:
+        out["anyOf"] = [{"required": [k]} for k in spec.any_of[0]]
+    if spec.one_of:
+        out["oneOf"] = [{"required": [k]} for k in spec.one_of[0]]
+    return out
+
+
+def _key_schema(key: Key) -> dict[str, Any]:
+    out = {"description": key.help, **key.parse.schema}  # type: ignore[attr-defined]
+    if key.examples:
+        out["examples"] = list(key.examples)
+    return out
 
 
 def load_policy_file(path: Path | str, display: str | None = None) -> Policy:

@@ -9,6 +9,7 @@ Each step names the defect it would catch. Figures go to build/e2e/figures.json.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
@@ -384,6 +385,82 @@ def test_status_from_a_shell_sees_the_agent(host):
     # The heal above, kept across the restarts since.
     assert rows["web"]["restarts_in_window"] == 1, rows["web"]
     assert rows["web"]["last_heal"] is not None, rows["web"]
+
+
+SHELLS = {
+    # A login bash loads Debian's bash-completion, which finds ours by the command's name.
+    "bash": "bash --login -i",
+    # zsh finds _docker-supervisor on its default fpath once compinit runs.
+    "zsh": "zsh -i",
+}
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_tab_completes_commands_and_the_policies_services(host, shell):
+    """What `make install` put in place, in a real shell on a real terminal (tmux): Tab
+    after a command offers the commands that fit, after `pause` the policies' services.
+    Tab is pressed as a person would, until the shell lists (bash first completes the
+    common prefix, then lists on a second Tab after a bell)."""
+    listed = host.run("docker-supervisor", "validate", POLICIES).stdout
+    services = sorted(re.findall(r"ok: service (\S+)", listed))
+    assert len(services) >= 2, listed
+    host.write("/root/.zshrc", "autoload -Uz compinit && compinit -u\nPS1='$ '\n")
+    session = f"complete-{shell}"
+    host.run("tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "50", SHELLS[shell])
+    try:
+        for line, expected in (
+            ("docker-supervisor re", ["reset", "restart", "resume"]),
+            ("docker-supervisor pause ", services),
+        ):
+            host.run("tmux", "send-keys", "-t", session, "C-u", line)
+
+            def offered(expected=expected):  # the pane holds this line's attempt alone
+                pane = host.run("tmux", "capture-pane", "-p", "-t", session).stdout
+                return all(re.search(rf"\b{w}\b", pane) for w in expected)
+
+            for _ in range(4):
+                host.run("tmux", "send-keys", "-t", session, "Tab")
+                with contextlib.suppress(AssertionError):
+                    wait_for(offered, 3, "a list")
+                    break
+            assert offered(), host.run("tmux", "capture-pane", "-p", "-t", session).stdout
+            host.run("tmux", "send-keys", "-t", session, "C-c")
+            host.run("tmux", "send-keys", "-t", session, "clear", "Enter")
+    finally:
+        host.run("tmux", "kill-session", "-t", session, check=False)
+
+
+def test_status_watch_redraws_in_place_at_80_columns(host):
+    """On a real terminal: one table, redrawn (not scrolled), no line past 80 columns, the
+    status in colour; an operator's pause shows within a refresh. Piped: JSON lines."""
+    session = "watch"
+    command = f"docker-supervisor status {POLICIES} --watch --interval 1s"
+    host.run("tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "40", command)
+
+    def screen(*options: str) -> str:
+        return host.run("tmux", "capture-pane", "-p", *options, "-t", session).stdout
+
+    def web_line(pattern: str):
+        found = re.search(rf"^web .*{pattern}.*$", screen(), re.MULTILINE)
+        return found.group(0) if found else None
+
+    try:
+        wait_for(lambda: "agent: pid" in screen() and web_line("running"), 30, "a first screen")
+        first = screen()
+        assert max(len(line) for line in first.splitlines()) <= 80, first
+        assert first.count("SERVICE") == 1, first
+        assert "\x1b[32mrunning" in screen("-e")  # green, on a terminal
+        host.run("docker-supervisor", "pause", "web", "--policies", POLICIES)
+        assert "held" in wait_for(lambda: web_line("held"), 20, "web shown held")
+        assert screen().count("SERVICE") == 1  # redrawn in place
+    finally:
+        host.run("docker-supervisor", "resume", "web", "--policies", POLICIES)
+        host.run("tmux", "kill-session", "-t", session, check=False)
+    piped = host.shell(f"{command} | head -n 2").stdout.splitlines()
+    assert len(piped) == 2
+    for line in piped:
+        rows = {row["service"]: row for row in json.loads(line)["services"]}
+        assert rows["web"]["status"] == "running" and "\x1b" not in line
 
 
 WATCHDOG_DROP_IN = "[Service]\nWatchdogSec=4s\n"

@@ -61,3 +61,72 @@ def test_metrics_addr_parsing():
     for bad in ("9464", "host:", "host:70000", "host:x"):
         with pytest.raises(UsageError):
             parse_metrics_addr(bad)
+
+
+def _parsers():
+    """The main parser and every command's, with their names."""
+    import argparse
+
+    from supervisor.cli import build_parser
+
+    main = build_parser()
+    found = [("docker-supervisor", main)]
+    for action in main._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found += [(f"docker-supervisor {n}", p) for n, p in action.choices.items()]
+    return found
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    import argparse
+
+    silent = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+    for name, parser in _parsers():
+        for action in parser._actions:
+            if isinstance(action, silent):
+                continue
+            where = f"{name} {action.option_strings or action.dest}"
+            assert action.help, f"{where} has no help"
+            has_default = action.default not in (None, False, argparse.SUPPRESS)
+            assert has_default <= ("default:" in action.help), f"{where} hides its default"
+
+
+def test_help_describes_the_tool_with_examples():
+    done = run_cli("--help")
+    assert done.returncode == 0
+    assert "\n\nSupervise the containers of a Docker host: one YAML policy" in done.stdout
+    assert "argparse" not in done.stdout  # not the module's own docstring
+    examples = done.stdout.split("examples:\n", 1)[1]
+    assert "docker-supervisor pause web --for 30m" in examples
+    assert "--policies DIR" in run_cli("pause", "--help").stdout
+
+
+def test_every_help_fits_80_columns(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # what argparse wraps to
+    commands = [n.split(" ", 1)[1] for n, _ in _parsers()[1:]]
+    for command in ["", *commands]:
+        done = run_cli(*command.split(), "--help")
+        wide = [line for line in done.stdout.splitlines() if len(line) > 79]
+        assert done.returncode == 0 and not wide, (command, wide)
+
+
+def test_completion_offers_the_services_of_the_policies_on_the_line():
+    """The shell's request as argcomplete's bash and zsh functions make it."""
+    import os
+    import subprocess
+    import sys
+
+    line = "docker-supervisor restart --policies policies "
+    env = {
+        **os.environ,
+        "_ARGCOMPLETE": "1",
+        "_ARGCOMPLETE_SHELL": "bash",
+        "COMP_LINE": line,
+        "COMP_POINT": str(len(line)),
+        "_ARGCOMPLETE_STDOUT_FILENAME": "/dev/stdout",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "supervisor"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split("\v")) == ["chatterbox", "flaky", "web"]
