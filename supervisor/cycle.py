@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ContainerGone
 from .gate import Verdict, may_heal
 from .journal import DEPENDENT, PROJECT, Intent
-from .keeper import retry_delay_s
+from .keeper import retry_delay_s, stopped_by_agent
 from .logs import log_event
 from .manager import (
     FAILED_GONE,
@@ -185,15 +185,20 @@ class Cycle:
             at = worker.now()
             if not worker.may_act_now(container):
                 return CANCELLED, at, ()
-            # Stamped as it is written, just before the stop: only a later start fulfils
-            # it, and only a container that finished after it was taken down by this stop.
+            # Stamped as it is written, just before the stop, and again as the stop returns:
+            # only a later start fulfils it, and only a container that finished in between
+            # was taken down by this stop.
             neighbours = [
                 Intent.for_container(worker.service, c.id, at, PROJECT)
                 for c in manager.project_neighbours(container)
             ]
+            keys = (intent.key, *(n.key for n in neighbours))
             journal.record(replace(intent, at=at), *neighbours)
-            manager.stop_step(container)
-            return STOPPED, at, tuple(n.key for n in neighbours)
+            try:
+                manager.stop_step(container)
+            finally:
+                journal.stopped(keys, worker.now())
+            return STOPPED, at, keys[1:]
 
         self.ctx.runner.effect(self.w, self.token, STOPPING, stop)
 
@@ -226,16 +231,17 @@ class Cycle:
     def _start(self) -> None:
         self._cancel_timer()
         self.phase = STARTING
-        worker, manager, container, stop_at = self.w, self.w.manager, self.container, self.stop_at
+        worker, manager, container = self.w, self.w.manager, self.container
         journal, key = self.ctx.journal, self.intent_key or ""
 
         def start() -> str:
-            # Down before the agent's first stop still owed (this cycle's, or an earlier
-            # failed attempt's), and held or removed now: not the agent's to start.
-            owed = journal.get(key)
-            since = owed.owed_since if owed is not None else stop_at
-            if not worker.may_act_now() and manager.was_down_before(container, since):
-                return SKIPPED
+            # Held or removed now, and not taken down by the agent's stop (this cycle's, or
+            # an earlier failed attempt's it still owes): not the agent's to start.
+            # No intent left: its start was seen since (an operator's), nothing is owed.
+            if not worker.may_act_now():
+                owed = journal.get(key)
+                if owed is None or not stopped_by_agent(manager.state_of(container), owed):
+                    return SKIPPED
             return STARTED if manager.start_step(container) else TAKEN_OVER
 
         self.ctx.runner.effect(self.w, self.token, STARTING, start)
@@ -291,6 +297,7 @@ class Cycle:
             return intent.key
 
         def after_start(key: str, started: bool) -> None:
+            journal.stopped((key,), clock())
             if started:
                 journal.clear(key)
             else:  # reported (heal.dependent): the keeper tries again after a backoff

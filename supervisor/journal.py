@@ -34,6 +34,9 @@ class Intent:
     # When the agent first stopped it without starting it since: the stop of an earlier
     # intent of the same key that a later one replaced (a failed start, then a new attempt).
     since: float | None = None
+    # When the stop returned (or failed): a container that went down later was not taken
+    # down by it. None until then, or when the agent died before it could say.
+    until: float | None = None
 
     @property
     def owed_since(self) -> float:
@@ -85,6 +88,14 @@ class Journal:
                 recorded.append(intent)
         self._write_through()
         return recorded
+
+    def stopped(self, keys: Iterable[str], at: float) -> None:
+        """The stop these intents stand for returned (or failed) at `at`."""
+        with self._lock:
+            for key in keys:
+                if key in self._intents:
+                    self._intents[key] = replace(self._intents[key], until=at)
+        self._request_save()
 
     def release(self, key: str) -> None:
         """The cycle that owned it is done with it; if it is still here it becomes due."""
@@ -154,6 +165,7 @@ class Journal:
                     row.get("container_id"),
                     float(row["at"]),
                     None if row.get("since") is None else float(row["since"]),
+                    None if row.get("until") is None else float(row["until"]),
                 )
             except (KeyError, TypeError, ValueError, AttributeError):
                 continue

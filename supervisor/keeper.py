@@ -24,6 +24,7 @@ from .engine import (
     ContainerInfo,
     find_dependents,
     observe_in,
+    parse_finished_at,
     was_down_before,
 )
 from .errors import ContainerGone, SupervisorError
@@ -40,20 +41,34 @@ DONE = "done"
 START = "start"
 
 
+# Docker's FinishedAt is read to the microsecond, and the agent reads the same clock only
+# after the engine answered the stop: no more slack than that rounding is needed.
+STOP_SLACK_S = 1e-6
+
+
+def stopped_by_agent(state: Mapping[str, Any] | None, intent: Intent) -> bool:
+    """Whether the stop an intent stands for explains the container being down: it finished
+    after the first stop still owed was sent and, once that stop returned, no later (a stop
+    that failed, then an operator's or a crash, is not the agent's)."""
+    if state is None or state.get("Running") or was_down_before(state, intent.owed_since):
+        return False
+    finished = parse_finished_at(state)
+    return intent.until is None or finished is None or finished <= intent.until + STOP_SLACK_S
+
+
 def judge(intent: Intent, state: Mapping[str, Any] | None, taken_over: bool, may_act: bool) -> str:
     """Whether to start what a due intent names, from the engine's State (None: gone).
 
-    Running, or stopped by hand since: done. Down: started again, unless it was down
-    already before the agent's first stop (FinishedAt before `owed_since`) and its service is
-    held or no longer supervised now; a neighbour a project heal stopped, only if that stop
-    took it down. A compose service with no container is created by `up -d` only while its
-    service may be acted on."""
+    Running, or stopped by hand since: done. Down: started again, unless the agent's stop
+    did not take it down (it finished before the first stop owed, or after that stop
+    returned) and its service is held or no longer supervised now; a neighbour a project
+    heal stopped, only if that stop took it down. A compose service with no container is
+    created by `up -d` only while its service may be acted on."""
     if taken_over or (state is not None and state.get("Running")):
         return DONE
     if state is None:
         return START if intent.kind == COMPOSE and may_act else DONE
-    down_before = was_down_before(state, intent.owed_since)
-    if down_before and (not may_act or intent.kind == PROJECT):
+    if not stopped_by_agent(state, intent) and (not may_act or intent.kind == PROJECT):
         return DONE
     return START
 

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .compose import DEFAULT_COMPOSE_TIMEOUT_S, Compose, find_compose_command
 from .engine import (
@@ -24,7 +25,6 @@ from .engine import (
     Engine,
     Observation,
     find_dependents,
-    was_down_before,
 )
 from .errors import ComposeError, ContainerGone, EngineError, SupervisorError
 from .logs import log_event
@@ -194,15 +194,14 @@ class ServiceManager:
             and c.labels.get(LABEL_COMPOSE_ONEOFF) != "True"
         ]
 
-    def was_down_before(self, container: ContainerInfo | None, at: float) -> bool:
-        """Ask the engine whether the container was down already at `at`, before a stop
-        of ours could have taken it down (one inspect)."""
+    def state_of(self, container: ContainerInfo | None) -> dict[str, Any] | None:
+        """The engine's State of the container (one inspect); None when it is gone."""
         if container is None:
-            return False
+            return None
         try:
-            return was_down_before(self.engine.inspect_container(container.id).state, at)
+            return dict(self.engine.inspect_container(container.id).state or {})
         except ContainerGone:
-            return True
+            return None
 
     def start_step(
         self, container: ContainerInfo | None, retry_delays_s: tuple[float, ...] = (0, 0.5, 1, 2)

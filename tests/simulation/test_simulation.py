@@ -285,3 +285,38 @@ def test_a_project_heal_starts_its_neighbours_even_when_its_policy_goes_mid_fail
     assert world.log.events("heal.resumed", container_id=stack, kind="compose")
     assert world.engine.containers[stack].running
     assert not world.violations
+
+
+def test_a_container_that_crashed_after_a_failed_stop_is_not_the_agents_to_start():
+    """The agent's stop and start fail (the engine does not answer it); later the container
+    crashes by itself, and an operator holds the service. The intent stood only for the
+    agent's failed stop: the keeper drops it and starts nothing while the hold lasts."""
+    world = quiet_world()
+    cid = world.cid("web")
+
+    def no_answer(*args, **kwargs):
+        world.check_io_allowed()
+        raise EngineError("simulated: no answer")
+
+    world.engine.stop = world.engine.start = no_answer
+    break_it(world, "web")
+    for _ in range(200):
+        if world.log.events("heal.failed", service="web"):
+            break
+        world.run_for(0.05)
+    [failed] = world.log.events("heal.failed", service="web")
+    assert failed["reason"] == "start_failed"
+    assert world.engine.containers[cid].running  # the stop never reached it
+    assert world.agent.journal.intents()  # the start it owes, as the agent sees it
+    world.engine.do_stop(cid, "world", code=1)  # a crash, after the agent's stop returned
+    held = []
+    world.agent.apply_command(Command("pause", "web"), lambda: held.append(True))
+    del world.engine.stop, world.engine.start  # the engine answers again
+    world.run_for(0.5)
+    assert held
+    world.run_for(30)
+    assert [i for i in world.disk.intents if i["container_id"] == cid] == []  # judged, dropped
+    assert world.agent_actions("web", "start") == []
+    assert not world.engine.containers[cid].running
+    assert world.agent.board.row("web")["reason"] == "held"
+    assert not world.violations

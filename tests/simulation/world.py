@@ -188,6 +188,15 @@ class World:
             relist_s=20,
             parts=parts,
         )
+        # When each service's row was last built: `status` is compared as of then.
+        self.row_at: dict[str, float] = {}
+        publish = self.agent.board.publish
+
+        def timed_publish(service: str, row: dict, detail: str | None = None) -> None:
+            self.row_at[service] = self.timers.now()
+            publish(service, row, detail)
+
+        self.agent.board.publish = timed_publish
         self.agent.schedule()
         # A slow boot too: the first listing may come seconds after the start.
         delay_s = self.connect_after_s
@@ -473,9 +482,12 @@ class World:
             else:
                 self.reset_at[service] = now
 
-        # What weakens a hold may take effect before it returns; what makes one, only after.
+        # What weakens a hold or the budget may take effect before it returns; what makes a
+        # hold, only after.
         if action == "resume":
             self.held.pop(service, None)
+        elif action == "reset":
+            self.reset_at[service] = self.timers.now()
         elif action == "pause" and service in self.held:
             self.held[service] = min(self.held[service], until or float("inf"))
         if self.agent.router.get(service) is None:
@@ -581,7 +593,8 @@ class World:
 
     def _check_row(self, worker: Any) -> None:
         """What the agent shows is what `docker-supervisor status` computes from the saved
-        memory with the same gate (where the command can know as much)."""
+        memory with the same gate (where the command can know as much), at the instant the
+        agent built the row (a countdown such as "held for 4s" is as of then)."""
         from supervisor.cli import _status_row
 
         now = self.timers.now()
@@ -592,9 +605,9 @@ class World:
         if self.agent.health.settling(now) or self.agent._stopping:
             return
         row = self.agent.board.row(worker.service)
-        if not row:
+        if not row or worker.service not in self.row_at:
             return
-        cli = _status_row(worker.policy, worker.seen, row, now, agent_pid=1)
+        cli = _status_row(worker.policy, worker.seen, row, self.row_at[worker.service], 1)
         mine = {k: row.get(k) for k in ("status", "reason", "next_action")}
         theirs = {k: cli.get(k) for k in ("status", "reason", "next_action")}
         if mine != theirs:

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 from supervisor.engine import ContainerInfo
 from supervisor.journal import COMPOSE, CONTAINER, DEPENDENT, PROJECT, Intent, Journal
-from supervisor.keeper import DONE, START, belongs, judge, retry_delay_s
+from supervisor.keeper import DONE, START, belongs, judge, retry_delay_s, stopped_by_agent
 from supervisor.policy import BackoffPolicy, Match, Policy
 
 WEB = Policy("web", Match(compose_service="web"))
@@ -94,3 +94,18 @@ def test_retries_double_from_the_initial_backoff_up_to_its_max():
     no_jitter = lambda: 0.5  # noqa: E731 - u = 0: no spread
     assert [retry_delay_s(backoff, n, no_jitter) for n in range(1, 6)] == [10, 20, 40, 60, 60]
     assert retry_delay_s(backoff, 1, lambda: 0.0) == 5.0  # -jitter
+
+
+def test_a_stop_that_returned_explains_only_a_finish_before_it_returned():
+    """Intent at 5, its stop returned at 6. Down at 5.5: the agent's stop. Down at 7: after
+    the stop had returned (it failed, then someone else stopped it, or it crashed): not the
+    agent's, so a held service's container is left as it is."""
+    owed = replace(intent(CONTAINER, "w1"), until=6.0)
+    at = {t: {"Running": False, "FinishedAt": f"1970-01-01T00:00:0{t}Z"} for t in ("4", "7")}
+    mid = {"Running": False, "FinishedAt": "1970-01-01T00:00:05.500000Z"}
+    assert stopped_by_agent(mid, owed)
+    assert not stopped_by_agent(at["7"], owed) and not stopped_by_agent(at["4"], owed)
+    assert judge(owed, mid, False, False) == START
+    assert judge(owed, at["7"], False, False) == DONE
+    # Not knowing when the stop returned (the agent died first), a later finish is the stop's.
+    assert stopped_by_agent(at["7"], intent(CONTAINER, "w1"))
