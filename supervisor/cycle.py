@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ContainerGone
 from .gate import Verdict, may_heal
 from .journal import DEPENDENT, PROJECT, Intent
-from .keeper import retry_delay_s, stopped_by_agent
+from .keeper import hand_to_keeper, stopped_by_agent
 from .logs import log_event
 from .manager import (
     FAILED_GONE,
@@ -259,9 +259,7 @@ class Cycle:
         else:
             # Still down: the keeper owns the intent now. This failure is reported below
             # (heal.failed), so the keeper's first try waits a backoff, as a next attempt would.
-            journal.release(key)
-            delay_s = retry_delay_s(self.w.policy.heal.backoff, 1, self.ctx.rng)
-            journal.defer(key, 1, self.w.now() + delay_s)
+            hand_to_keeper(journal, key, self.w.policy.heal.backoff, self.w.now(), self.ctx.rng)
         if outcome == TAKEN_OVER:
             self._finish(False, FAILED_TAKEN_OVER, "stopped by hand during the cycle")
         elif outcome == SKIPPED:
@@ -301,9 +299,7 @@ class Cycle:
             if started:
                 journal.clear(key)
             else:  # reported (heal.dependent): the keeper tries again after a backoff
-                journal.release(key)
-                delay_s = retry_delay_s(w.policy.heal.backoff, 1, self.ctx.rng)
-                journal.defer(key, 1, clock() + delay_s)
+                hand_to_keeper(journal, key, w.policy.heal.backoff, clock(), self.ctx.rng)
 
         self.ctx.runner.effect(
             w,

@@ -100,6 +100,19 @@ def retry_delay_s(
     return compute_backoff_delay_s(failures + 1, backoff, rng)
 
 
+def hand_to_keeper(
+    journal: Journal,
+    key: str,
+    backoff: BackoffPolicy,
+    now: float,
+    rng: Callable[[], float] = random.random,
+) -> None:
+    """A cycle's start failed, and the cycle reported it: the intent is the keeper's now, to
+    be tried again after the first backoff, as a next attempt would be."""
+    journal.release(key)
+    journal.defer(key, 1, now + retry_delay_s(backoff, 1, rng))
+
+
 def finish_due_intents(
     journal: Journal,
     view: Any,

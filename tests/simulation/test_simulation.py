@@ -47,6 +47,15 @@ def quiet_world(**kwargs) -> World:
     return world
 
 
+def run_until(world: World, event: str, within_s: float = 10.0, **fields) -> list[dict]:
+    """Run the machinery in 50 ms slices until `event` (with `fields`) is logged; its lines."""
+    for _ in range(int(within_s / 0.05)):
+        if found := world.log.events(event, **fields):
+            return found
+        world.run_for(0.05)
+    return world.log.events(event, **fields)
+
+
 def break_it(world: World, service: str) -> None:
     cid = world.cid(service)
     world.engine.containers[cid].broken = True
@@ -266,11 +275,7 @@ def test_a_project_heal_starts_its_neighbours_even_when_its_policy_goes_mid_fail
     side, stack = neighbour(world), world.cid("stack")
     world.compose.failing = True
     break_it(world, "stack")
-    for _ in range(100):
-        if world.log.events("heal.failed", service="stack"):
-            break
-        world.run_for(0.1)
-    [failed] = world.log.events("heal.failed", service="stack")
+    [failed] = run_until(world, "heal.failed", service="stack")
     assert failed["reason"] == "start_failed"
     stops = [a for a in world.engine.actions if a.verb == "stop" and a.actor == "agent"]
     assert {a.container_id for a in stops} == {stack, side}  # the whole project
@@ -300,11 +305,7 @@ def test_a_container_that_crashed_after_a_failed_stop_is_not_the_agents_to_start
 
     world.engine.stop = world.engine.start = no_answer
     break_it(world, "web")
-    for _ in range(200):
-        if world.log.events("heal.failed", service="web"):
-            break
-        world.run_for(0.05)
-    [failed] = world.log.events("heal.failed", service="web")
+    [failed] = run_until(world, "heal.failed", service="web")
     assert failed["reason"] == "start_failed"
     assert world.engine.containers[cid].running  # the stop never reached it
     assert world.agent.journal.intents()  # the start it owes, as the agent sees it
