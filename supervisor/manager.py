@@ -250,15 +250,8 @@ class ServiceManager:
             if not services:
                 self.compose().up(ref.file, ref.project)
             else:
-                exists = container is not None and self._exists(container)
+                exists = self.state_of(container) is not None
                 self.compose().up(ref.file, ref.project, services, exists, True)
-
-    def _exists(self, container: ContainerInfo) -> bool:
-        try:
-            self.engine.inspect_container(container.id)
-        except ContainerGone:
-            return False
-        return True
 
     def _acting_on_compose(self, container: ContainerInfo | None, services: tuple[str, ...]):
         """Mark the compose events this heal causes as the agent's: its services' (or the
@@ -294,9 +287,7 @@ class ServiceManager:
                     # recreating its service (and nothing else), can join it to the new one.
                     if service not in recreated_services:
                         ref = self.policy.compose
-                        with self.engine.acting_on(
-                            project=self._project(healed), services=(service,)
-                        ):
+                        with self._acting_on_compose(healed, (service,)):
                             self.compose().up(ref.file, ref.project, (service,), True)
                         recreated_services.add(service)
                     action = "recreated"
