@@ -393,8 +393,8 @@ class Cycle:
     def _end(self) -> None:
         self._cancel_timer()
         if self.has_slot:
-            self.ctx.runner.release(self.w)
+            self.ctx.runner.release(self.w, self.token)
         else:
-            self.ctx.runner.withdraw(self.w)
+            self.ctx.runner.withdraw(self.w, self.token)
         self.w.cycle = None
         self.w.publish()

@@ -1,10 +1,12 @@
 """The heal runner: a bounded number of heal cycles at once, and the effects they ask for.
 
 A cycle asks for a slot; it gets one at once or queues (first come, first served) and is
-told with `SlotGranted`. Effects (a stop, a start, restarting dependents) run on the effects
-pool and answer with `EffectDone`; this is where the agent's I/O happens, never on a
-worker's thread. The runner decides nothing: whether a cycle may go on is the gate's, asked
-by the worker when its slot comes.
+told with `SlotGranted`. A slot belongs to one cycle (the worker's token): a grant that
+reaches a worker after its cycle ended gives back nothing that a later cycle holds.
+Effects (a stop, a start, restarting dependents) run on the effects pool and answer with
+`EffectDone`; this is where the agent's I/O happens, never on a worker's thread. The runner
+decides nothing: whether a cycle may go on is the gate's, asked by the worker when its slot
+comes.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class HealRunner:
         self._dispatcher = dispatcher
         self._submit = submit
         self._changed = threading.Condition()
-        self._holders: set[int] = set()
+        self._holders: dict[int, int] = {}  # id(worker) -> the token of the cycle holding
         self._queue: deque[tuple[Handler, int]] = deque()
 
     @property
@@ -40,33 +42,32 @@ class HealRunner:
     def want_slot(self, worker: Handler, token: int) -> int | None:
         """None when the slot is granted now; else how many cycles run (it queues)."""
         with self._changed:
-            if id(worker) in self._holders:
-                return None
-            if len(self._holders) < self.concurrency:
-                self._holders.add(id(worker))
+            if id(worker) in self._holders or len(self._holders) < self.concurrency:
+                self._holders[id(worker)] = token
                 return None
             self._queue.append((worker, token))
             return len(self._holders)
 
-    def release(self, worker: Handler) -> None:
-        """A cycle ended (or gave back its slot): the next queued one gets it."""
+    def release(self, worker: Handler, token: int) -> None:
+        """Cycle `token` ended (or gave back its slot): the next queued one gets it."""
         with self._changed:
-            if id(worker) not in self._holders:
+            if self._holders.get(id(worker)) != token:
                 return
-            self._holders.discard(id(worker))
+            del self._holders[id(worker)]
             granted = None
             if self._queue:
                 granted = self._queue.popleft()
-                self._holders.add(id(granted[0]))
+                self._holders[id(granted[0])] = granted[1]
             self._changed.notify_all()
         if granted is not None:
             self._dispatcher.post(granted[0], SlotGranted(granted[1]))
 
-    def withdraw(self, worker: Handler) -> None:
-        """A queued cycle was cancelled: leave the queue (a held slot is released)."""
+    def withdraw(self, worker: Handler, token: int) -> None:
+        """A queued cycle was cancelled: leave the queue (a slot granted meanwhile is
+        released)."""
         with self._changed:
             self._queue = deque(item for item in self._queue if item[0] is not worker)
-        self.release(worker)
+        self.release(worker, token)
 
     def effect(self, worker: Handler, token: int, step: str, fn: Callable[[], Any]) -> None:
         """Run `fn` on the effects pool; the worker hears `EffectDone` with its value or error."""

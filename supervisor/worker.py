@@ -105,7 +105,7 @@ class Worker:
                 self.cycle.handle(message)
                 self.publish()
             elif isinstance(message, SlotGranted):
-                self.ctx.runner.release(self)  # a slot for a cycle that is over
+                self.ctx.runner.release(self, message.token)  # for a cycle that is over
         elif isinstance(message, Operator):
             self._operator(message)
         elif isinstance(message, NewPolicy):
