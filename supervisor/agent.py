@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from typing import Any
 from .board import Board
 from .compose import DEFAULT_COMPOSE_TIMEOUT_S
 from .dispatch import ThreadDispatcher
-from .engine import Engine
+from .engine import Engine, identity_of
 from .errors import SupervisorError
 from .gate import HELD_FOREVER
 from .hooks import Notifications
@@ -41,6 +42,7 @@ from .probes import run_probe
 from .reload import plan_reload
 from .router import Router
 from .runner import HealRunner
+from .selector import Identity, expand, saved_names
 from .state import Command, Saved, StateWriter, load_state
 from .timers import SchedulerTimers
 from .view import ContainerView
@@ -55,6 +57,11 @@ HEARTBEAT_TIMEOUT_S = 3.0
 KEEPER_S = 2.0
 # How long stop() waits for cycles to start what they stopped.
 STOP_WAIT_S = 150.0
+# How long a selected container may be gone before its service is forgotten: a re-created
+# container (compose up, a new image) comes back meanwhile and keeps its service's memory.
+FORGET_AFTER_S = 10.0
+# The view events after which the selected containers may be others.
+MEMBERSHIP_ACTIONS = ("create", "destroy", "rename", "resync")
 
 
 @dataclass
@@ -122,7 +129,7 @@ class Agent:
         ]
         self.view = ContainerView(
             self.engine,
-            on_event=self.router.on_event,
+            on_event=self._on_event,
             on_sync=self._on_sync,
             clock=clock,
             manual_stops=manual,
@@ -160,8 +167,26 @@ class Agent:
             rng=parts.rng,
         )
         self._ticks: dict[str, Any] = {}
+        # What is in force: the policies for one service, the selector policies, and the
+        # services these expanded to. Changed under _membership only; the workers' own copy
+        # of a policy may lag (a NewPolicy on its way), these never do.
+        self._membership = threading.RLock()
+        self._singles: dict[str, Policy] = {}
+        self._selectors: dict[str, Policy] = {}
+        self._expanded: dict[str, Policy] = {}
+        self._names: dict[Identity, str] = {}
+        self._gone: dict[str, float] = {}
+        self._conflicts_told: set[tuple[str, str, str]] = set()
+        self._saved_services = dict(saved.services)
         for policy in policies:
-            self._add(policy, saved.services.get(policy.service))
+            if policy.is_selector:
+                self._selectors[policy.service] = policy
+            else:
+                self._singles[policy.service] = policy
+                self._add(policy, saved.services.get(policy.service))
+        self._names = saved_names(saved.services, self._selectors)
+        if self._selectors:
+            self.board.wait_for("selectors")  # READY waits for the first expansion
 
     @staticmethod
     def _real_parts(heal_concurrency: int, state_dir: Path | None) -> Parts:
@@ -187,6 +212,19 @@ class Agent:
         self.router.add(worker)
         self.board.expect(policy.service, saved)
         self._schedule_ticks(worker, policy.check.interval_s)
+
+    def _retire(self, service: str) -> None:
+        """No longer supervise `service`: its worker ends what it does, its row goes."""
+        worker = self.router.get(service)
+        if worker is not None:
+            worker.retired = True
+        self.router.remove(service)
+        self.board.drop(service)
+        self._cancel_ticks(service)
+        if self.metrics is not None:
+            self.metrics.forget(service)
+        if worker is not None:
+            self.dispatcher.post(worker, Remove())
 
     def _schedule_ticks(self, worker: Worker, interval_s: float) -> None:
         self._cancel_ticks(worker.service)
@@ -231,10 +269,11 @@ class Agent:
                 "metrics endpoint listening",
                 address=f"{self._metrics_addr[0]}:{self._metrics_addr[1]}",
             )
-        self.prober.sync(w.policy for w in self.router.workers())
+        self.prober.sync(self._in_force())
         self.timers.every(self._relist_s, self._relist, first_s=self._relist_s, io=True)
         self.timers.every(HEARTBEAT_S, self._heartbeat, first_s=HEARTBEAT_S, io=True)
         self.timers.every(KEEPER_S, self._finish_intents, first_s=KEEPER_S, io=True)
+        self.timers.every(KEEPER_S, self._forget_gone, first_s=KEEPER_S)
         if self.notifier.watchdog_interval_s:
             # From the scheduler's own loop: a stuck scheduler stops the pings.
             self.timers.every(self.notifier.watchdog_interval_s, self.notifier.watchdog)
@@ -243,29 +282,139 @@ class Agent:
         """Apply a re-read policies directory without touching healthy containers (reload.py
         says what is kept)."""
         self.notifier.reloading()
-        current = {w.service: w.policy for w in self.router.workers()}
-        plan = plan_reload(current, result, directory)
-        for service in plan.removed:
-            worker = self.router.get(service)
-            if worker is not None:
-                worker.retired = True
-            self.router.remove(service)
-            self.board.drop(service)
-            self._cancel_ticks(service)
-            if worker is not None:
-                self.dispatcher.post(worker, Remove())
-        for policy in plan.added:
-            self._add(policy)
-        for policy in plan.changed:
-            worker = self.router.get(policy.service)
-            if worker is not None:
-                self.dispatcher.post(worker, NewPolicy(policy))
-                if current[policy.service].check.interval_s != policy.check.interval_s:
-                    self._schedule_ticks(worker, policy.check.interval_s)
-        self.prober.sync(plan.kept)
-        for policy in plan.added:
-            self._post(policy.service, Look("policy"))
+        with self._membership:
+            current = {**self._singles, **self._selectors}
+            plan = plan_reload(current, result, directory)
+            for service in plan.removed:
+                if self._selectors.pop(service, None) is None:
+                    del self._singles[service]
+                    self._retire(service)
+            for policy in plan.added + plan.changed:
+                service = policy.service
+                if policy.is_selector:
+                    self._selectors[service] = policy
+                    if self._singles.pop(service, None) is not None:
+                        self._retire(service)  # a single service became a selector
+                    continue
+                self._selectors.pop(service, None)  # a selector may become a single
+                if service in self._expanded:  # the name goes to the named policy
+                    self._retire_expanded(service, "named")
+                before = self._singles.get(service)
+                self._singles[service] = policy
+                if before is None:
+                    self._add(policy)
+                else:
+                    self._tell(before, policy)
+            self._reconcile()
+            self.prober.sync(self._in_force())
+            for policy in plan.added:  # once its probe, if any, is there to aim
+                if self.router.get(policy.service) is not None:
+                    self._post(policy.service, Look("policy"))
         self.notifier.ready(self.board.summary())
+
+    def _tell(self, before: Policy, policy: Policy) -> None:
+        """A service's policy changed: its worker is told, its ticks follow the interval."""
+        worker = self.router.get(policy.service)
+        if worker is None:
+            return
+        self.dispatcher.post(worker, NewPolicy(policy))
+        if before.check.interval_s != policy.check.interval_s:
+            self._schedule_ticks(worker, policy.check.interval_s)
+
+    def _in_force(self) -> list[Policy]:
+        return [*self._singles.values(), *self._expanded.values()]
+
+    # Selector policies.
+
+    def _on_event(self, change: Any) -> None:
+        self.router.on_event(change)
+        if change.action in MEMBERSHIP_ACTIONS:
+            self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Make the expanded services what the selectors and the containers say: a service
+        for each newly selected container, the changed ones told, the gone ones forgotten
+        after FORGET_AFTER_S, the unselected ones at once. Only on a synced view."""
+        with self._membership:
+            if not (self._selectors or self._expanded) or not self.view.synced:
+                return
+            containers = self.view.containers()
+            present = {identity_of(c) for c in containers}
+            found = expand(
+                self._selectors.values(), self._singles.values(), containers, self._names
+            )
+            self._tell_conflicts(found.conflicts)
+            now = self.timers.now()
+            for service, had in list(self._expanded.items()):
+                if service in found.policies:
+                    self._gone.pop(service, None)
+                elif had.match.identity in present or had.selected_by not in self._selectors:
+                    self._retire_expanded(service, "unselected")
+                elif now - self._gone.setdefault(service, now) >= FORGET_AFTER_S:
+                    self._retire_expanded(service, "gone")
+            added, changed = [], False
+            for service, policy in found.policies.items():
+                before = self._expanded.get(service)
+                self._expanded[service] = policy
+                if before is None:
+                    self._add(policy, self._saved_services.pop(service, None))
+                    added.append(policy)
+                    log_event(
+                        log,
+                        logging.INFO,
+                        "selector.added",
+                        f"{service} supervised by selector {policy.selected_by}",
+                        service=service,
+                        selector=policy.selected_by,
+                        identity="/".join(policy.match.identity),
+                    )
+                elif before != policy:
+                    self._tell(before, policy)
+                    changed = True
+            self._names = {
+                identity: name
+                for identity, name in found.names.items()
+                if identity in present or name in self._expanded
+            }
+            if added or changed:
+                self.prober.sync(self._in_force())
+                for policy in added:
+                    self._post(policy.service, Look("policy"))
+        self.board.done_waiting("selectors")
+
+    def _retire_expanded(self, service: str, why: str) -> None:
+        identity = self._expanded.pop(service).match.identity
+        self._gone.pop(service, None)
+        self._retire(service)
+        log_event(
+            log,
+            logging.INFO,
+            "selector.removed",
+            f"{service} no longer supervised ({why})",
+            service=service,
+            why=why,
+            identity="/".join(identity),
+        )
+
+    def _tell_conflicts(self, conflicts: list[Any]) -> None:
+        """Each conflict once while it lasts: the container, who supervises it, who does
+        not, and why."""
+        told, self._conflicts_told = self._conflicts_told, set()
+        for c in conflicts:
+            key = (c.container, c.loser, c.winner)
+            self._conflicts_told.add(key)
+            if key in told:
+                continue
+            log_event(
+                log,
+                logging.WARNING,
+                "selector.conflict",
+                f"{c.container}: {c.winner or 'no service'} over {c.loser}: {c.why}",
+                container=c.container,
+                winner=c.winner or None,
+                loser=c.loser,
+                why=c.why,
+            )
 
     def apply_command(self, command: Command, done: Callable[[], None]) -> None:
         """An operator's pause, resume or reset; `done` is called once it took effect."""
@@ -329,9 +478,16 @@ class Agent:
 
     # The engine.
 
+    def _forget_gone(self) -> None:
+        if self._gone:
+            self._reconcile()
+
     def _on_sync(self, synced: bool, error: str | None) -> None:
         was_ok = self.health.ok
         self.health.set(synced, error)
+        self._reconcile()  # first, so that the expanded services look with the rest
+        if not synced:
+            self.board.done_waiting("selectors")  # READY says the engine is away
         self.router.broadcast("engine")
         if synced:
             self.timers.call_later(0, self._finish_intents, True, io=True)

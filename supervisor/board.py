@@ -45,6 +45,19 @@ class Board:
             if self._ready:
                 self._waiting.discard(service)
 
+    def wait_for(self, what: str) -> None:
+        """READY also waits for `what` (no row of its own) until `done_waiting`."""
+        with self._lock:
+            if not self._ready:
+                self._waiting.add(what)
+
+    def done_waiting(self, what: str) -> None:
+        with self._lock:
+            if what not in self._waiting:
+                return
+            self._waiting.discard(what)
+        self._after_change()
+
     def drop(self, service: str) -> None:
         with self._lock:
             self._rows.pop(service, None)
@@ -178,9 +191,18 @@ def build_row(
         "container_id": seen.container.id if seen.container else None,
         "healing": phase is not None,
         "restarts_in_window": tracker.restarts_in_window(now),
+        **_selected(policy),
         "next_action": next_action(
             may_heal(facts), tracker.attempt, delay_s, memory.get("held_until"), now, phase
         ),
         **memory,
         **tracker.to_snapshot(),
     }
+
+
+def _selected(policy: Policy) -> dict[str, Any]:
+    """An expanded service's row says which selector and container identity it is (the
+    next agent and the command line give it the same name)."""
+    if policy.selected_by is None or policy.match.identity is None:
+        return {}
+    return {"selected_by": policy.selected_by, "identity": list(policy.match.identity)}

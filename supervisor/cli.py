@@ -198,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("restart", "stop, pause, start, and wait until healthy", False),
     ):
         cmd = sub.add_parser(name, parents=[common], help=text)
-        service = cmd.add_argument("service", help="a service named by a policy")
+        service = cmd.add_argument(
+            "service", help="a service named by a policy, or selected by one"
+        )
         service.completer = _service_names  # type: ignore[attr-defined]
         _policies_option(cmd)
         if operator:
@@ -235,13 +237,22 @@ def _state_dir_option(parser: argparse.ArgumentParser) -> None:
 
 def _service_names(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
     """Shell completion: the services of the policies directory the line names (or the
-    default one); nothing when it cannot be read."""
+    default one), and those its selectors expanded to in the agent's state file; nothing
+    when they cannot be read."""
     directory = getattr(parsed_args, "policies", None) or DEFAULT_POLICIES
     try:
         result = load_policy_dir(directory, strict=False)
+        names = {p.service for p in result.policies if not p.is_selector}
+        selectors = {p.service for p in result.policies if p.is_selector}
+        if selectors:
+            from .state import default_state_dir, load_state
+
+            state_dir = getattr(parsed_args, "state_dir", None) or default_state_dir()
+            rows = load_state(state_dir, move_aside=False).services
+            names |= {s for s, row in rows.items() if row.get("selected_by") in selectors}
     except Exception:  # completing must never print a traceback into a shell
         return []
-    return sorted(p.service for p in result.policies if p.service.startswith(prefix))
+    return sorted(name for name in names if name.startswith(prefix))
 
 
 def _positive_int(text: str) -> int:
@@ -395,7 +406,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if result.errors:
         return EXIT_BAD_INPUT
     for policy in result.policies:
-        print(f"{policy.source}: ok: service {policy.service}")
+        if policy.is_selector:
+            labels = ", ".join(f"{k}={v}" for k, v in (policy.match.selector or {}).items())
+            print(f"{policy.source}: ok: selector {policy.service} ({labels or 'all'})")
+        else:
+            print(f"{policy.source}: ok: service {policy.service}")
     return EXIT_OK
 
 
@@ -428,9 +443,14 @@ def _status_now(args: argparse.Namespace, policies: list[Policy]) -> tuple[Any, 
         containers = engine.list_containers()
     engine.close()
     now = time.time()
+    if containers is not None:
+        from .selector import in_force
+
+        policies = in_force(policies, containers, saved)
     rows = [
         _status_row(p, engine.observe(p, containers), saved.get(p.service, {}), now, pid)
         for p in policies
+        if not p.is_selector
     ]
     return _agent_figures(pid), rows
 
@@ -579,9 +599,25 @@ def cmd_command(args: argparse.Namespace) -> int:
 
 
 def _find_policy(args: argparse.Namespace) -> Policy:
-    for policy in load_policies(args.policies, _strict(args)):
-        if policy.service == args.service:
+    """The service's policy: its own, or its selector's for the container it names."""
+    policies = load_policies(args.policies, _strict(args))
+    for policy in policies:
+        if policy.service == args.service and not policy.is_selector:
             return policy
+    if any(p.is_selector for p in policies):
+        from .engine import Engine
+        from .selector import in_force
+        from .state import default_state_dir, load_state
+
+        saved = load_state(args.state_dir or default_state_dir(), move_aside=False).services
+        engine = Engine()
+        try:
+            containers = engine.list_containers()
+        finally:
+            engine.close()
+        for policy in in_force(policies, containers, saved):
+            if policy.service == args.service:
+                return policy
     raise UsageError(f"{args.policies}: no policy for service {args.service!r}")
 
 

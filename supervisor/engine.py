@@ -48,6 +48,7 @@ EXEC_POLL_MAX_S = 0.2
 LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
 LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
 LABEL_COMPOSE_ONEOFF = "com.docker.compose.oneoff"
+LABEL_COMPOSE_NUMBER = "com.docker.compose.container-number"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,17 @@ class ContainerInfo:
     restart_count: int = 0
     addresses: tuple[str, ...] = ()
     network_mode: str | None = None
+    created: float = 0.0  # epoch seconds
+
+
+def identity_of(container: ContainerInfo) -> tuple[str, str]:
+    """What stays the same when a container is re-created: its compose project, service and
+    replica number, or else its name."""
+    labels = container.labels
+    project, service = labels.get(LABEL_COMPOSE_PROJECT), labels.get(LABEL_COMPOSE_SERVICE)
+    if project and service:
+        return ("compose", f"{project}/{service}/{labels.get(LABEL_COMPOSE_NUMBER) or '1'}")
+    return ("name", container.name)
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,8 @@ def discover(
     that only contain it. More than one result means the match is ambiguous.
     """
     candidates = [c for c in containers if c.labels.get(LABEL_COMPOSE_ONEOFF) != "True"]
+    if match.identity is not None:  # an expanded service: its one container, nothing else
+        return [c for c in candidates if identity_of(c) == match.identity]
 
     def by_name(c: ContainerInfo) -> bool:
         return match.name in c.name
@@ -417,6 +431,7 @@ def _from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
         restart_count=int(data.get("RestartCount") or 0),
         addresses=_addresses(data),
         network_mode=(data.get("HostConfig") or {}).get("NetworkMode") or None,
+        created=_parse_time(data.get("Created")) or 0.0,
     )
 
 
@@ -436,7 +451,14 @@ def _summary(row: Mapping[str, Any]) -> ContainerInfo:
         for key in ("PrivatePort", "PublicPort"):
             if isinstance(port.get(key), int):
                 ports.add(port[key])
-    return ContainerInfo(row["Id"], name, dict(row.get("Labels") or {}), frozenset(ports))
+    created = row.get("Created")
+    return ContainerInfo(
+        row["Id"],
+        name,
+        dict(row.get("Labels") or {}),
+        frozenset(ports),
+        created=float(created) if isinstance(created, int | float) else 0.0,
+    )
 
 
 def kill_process_tree(pid: int) -> bool:

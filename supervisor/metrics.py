@@ -8,6 +8,7 @@ given; it binds to loopback unless told otherwise. It never decides anything.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -83,6 +84,20 @@ class Metrics:
 
     def gave_up(self, service: str) -> None:
         self._give_ups.labels(service).inc()
+
+    def forget(self, service: str) -> None:
+        """A service no longer supervised leaves no series behind (selected containers come
+        and go: their series would pile up)."""
+        for metric, labels in (
+            (self._checks, [(service,)]),
+            (self._give_ups, [(service,)]),
+            (self._heal_seconds, [(service,)]),
+            (self._probes, [(service, "ok"), (service, "failed")]),
+            (self._heals, [(service, "recovered"), (service, "failed")]),
+        ):
+            for values in labels:
+                with contextlib.suppress(KeyError):
+                    metric.remove(*values)
 
     def serve(self, host: str, port: int) -> None:
         self._server, _ = start_http_server(port, addr=host, registry=self.registry)

@@ -39,6 +39,10 @@ class Match:
     labels: Mapping[str, str] = field(default_factory=dict)
     name: str | None = None
     port: int | None = None
+    # A selector policy's: every container carrying these labels ({} for `all`) is a service.
+    selector: Mapping[str, str] | None = None
+    # An expanded service's: the one container it is (selector.identity_of), not in the format.
+    identity: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,13 @@ class Policy:
     heal: HealPolicy = field(default_factory=HealPolicy)
     notify: NotifyPolicy | None = None
     source: Path | None = None
+    # An expanded service's: the selector policy it came from.
+    selected_by: str | None = None
+
+    @property
+    def is_selector(self) -> bool:
+        """One policy for every container its selector finds, each its own service."""
+        return self.match.selector is not None
 
     @property
     def project(self) -> str | None:
@@ -146,6 +157,7 @@ class Keys:
     required: Mapping[str, str] = field(default_factory=dict)
     any_of: tuple[tuple[str, ...], str] | None = None
     one_of: tuple[tuple[str, ...], str] | None = None
+    alone: tuple[str, str] | None = None  # a key that admits no sibling, and what is said
 
 
 def _schema(fragment: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -346,6 +358,8 @@ class _Section:
             raise src.error(path, spec.any_of[1])
         if spec.one_of and sum(k in value for k in spec.one_of[0]) != 1:
             raise src.error(path, spec.one_of[1])
+        if spec.alone and spec.alone[0] in value and len(value) > 1:
+            raise src.error((*path, spec.alone[0]), spec.alone[1])
 
     def get(self, key: str, default: Any = None) -> Any:
         if key not in self.value:
@@ -436,14 +450,25 @@ def _port(value: Any) -> int:
     }
 )
 def _labels(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict) or not value:
+    if not isinstance(value, dict):
         raise ValueError(f"expected a mapping of label names to values, got {_describe(value)}")
+    if not value:
+        raise ValueError("expected at least one label: value")
     labels = {}
     for key, item in value.items():
         if not isinstance(key, str) or isinstance(item, dict | list) or item is None:
             raise ValueError(f"expected label: value strings, got {key!r}: {item!r}")
         labels[key] = item if isinstance(item, str) else str(item).lower()
     return labels
+
+
+@_schema({"oneOf": [{"const": "all"}, _labels.schema]})  # type: ignore[attr-defined]
+def _selector(value: Any) -> dict[str, str]:
+    if value == "all":
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected all, or a mapping of label names to values, got {value!r}")
+    return _labels(value)
 
 
 @_schema({"type": "array", "items": {"enum": list(HEALABLE_REASONS)}})
@@ -476,6 +501,7 @@ def parse_policy(src: _Source, data: Any) -> Policy:
         labels=m.get("label", {}),
         name=m.get("name"),
         port=m.get("port"),
+        selector=m.get("selector"),
     )
 
     compose = None
@@ -532,6 +558,9 @@ def parse_policy(src: _Source, data: Any) -> Policy:
             "healing 'missing' with scope compose needs match.compose_service "
             "(the service to create), or scope project",
         )
+    if "missing" in heal.on and match.selector is not None:
+        # A selector's service ends with its container: nothing says what to create.
+        raise src.error(("heal", "on"), "a selector policy cannot heal 'missing'")
     notify = parse_notify(top.section("notify")) if "notify" in top.value else None
     return Policy(
         service=service,
@@ -701,7 +730,9 @@ PROBE = Keys(
 POLICY = Keys(
     {
         "service": Key(
-            _service_name, "the service's name, unique in the directory", ("web", "db-1")
+            _service_name,
+            "the service's name, unique in the directory (a selector policy's own name)",
+            ("web", "db-1"),
         ),
         "match": Keys(
             {
@@ -713,12 +744,19 @@ POLICY = Keys(
                 ),
                 "name": Key(_string, "a part of the container's name (an exact name wins)"),
                 "port": Key(_port, "a port the container publishes or exposes", (8080,)),
+                "selector": Key(
+                    _selector,
+                    "every container carrying these labels (or all) is a service of its "
+                    "own, named after its compose service or container name",
+                    ({"autoheal": "true"}, "all"),
+                ),
             },
             "how the container is found: the keys are tried in this order",
             any_of=(
-                ("compose_service", "label", "name", "port"),
-                "expected at least one of compose_service, label, name, port",
+                ("compose_service", "label", "name", "port", "selector"),
+                "expected at least one of compose_service, label, name, port, selector",
             ),
+            alone=("selector", "a selector stands alone: remove the other match keys"),
         ),
         "compose": Keys(
             {
@@ -818,6 +856,9 @@ def _keys_schema(spec: Keys, top: bool = False) -> dict[str, Any]:
         out["anyOf"] = [{"required": [k]} for k in spec.any_of[0]]
     if spec.one_of:
         out["oneOf"] = [{"required": [k]} for k in spec.one_of[0]]
+    if spec.alone:
+        out["if"] = {"required": [spec.alone[0]]}
+        out["then"] = {"maxProperties": 1}
     return out
 
 

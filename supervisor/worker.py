@@ -186,7 +186,7 @@ class Worker:
             self.ctx.claim(self.service, seen.container.id if seen.container else None)
             self._note_manual_stop(seen)
             self._note_compose_start(seen)
-        if self.ctx.metrics is not None:
+        if self.ctx.metrics is not None and not self.retired:
             self.ctx.metrics.checked(self.service)
         if self.cycle is not None:
             self.cycle.look(seen)
@@ -349,5 +349,5 @@ class Worker:
 
 def _single_key(policy: Policy) -> bool:
     match = policy.match
-    keys = [match.compose_service, match.labels or None, match.name, match.port]
+    keys = [match.compose_service, match.labels or None, match.name, match.port, match.identity]
     return sum(key is not None for key in keys) == 1

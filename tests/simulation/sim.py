@@ -128,6 +128,7 @@ class SimContainer:
     network_mode: str | None = None
     probe_ok: bool = True
     has_health: bool = True
+    created: float = START_AT - 200
 
     def state(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -154,6 +155,7 @@ class SimContainer:
             self.state(),
             addresses=("10.0.0.2",),
             network_mode=self.network_mode,
+            created=self.created,
         )
 
 
@@ -195,6 +197,7 @@ class SimEngine:
                     "Id": c.id,
                     "Names": [f"/{c.name}"],
                     "Labels": dict(c.labels),
+                    "Created": int(c.created),
                     "State": "running" if c.running else "exited",
                     "Status": ("Up 1 minute" if c.running else "Exited (1)") + health,
                 }
@@ -286,6 +289,23 @@ class SimEngine:
             self.world.timers.call_later(
                 self.world.rng.uniform(0.2, 2.0), self.world.become_healthy, cid, c.started_at
             )
+
+    def create(self, cid: str, name: str, labels: dict[str, str]) -> SimContainer:
+        """`docker run`: a new container, created and started (healthy a moment later)."""
+        self.world.timers.t += 1e-6
+        now = self.world.timers.now()
+        c = SimContainer(cid, name, labels, running=False, created=now)
+        self.containers[cid] = c
+        self._emit(cid, "create")
+        self.do_start(cid, "operator")
+        return c
+
+    def destroy(self, cid: str) -> None:
+        """`docker rm -f`: killed if running, then gone."""
+        self.do_stop(cid, "operator", code=137)
+        self.world.timers.t += 1e-6
+        del self.containers[cid]
+        self._emit(cid, "destroy")
 
     def set_health(self, cid: str, health: str) -> None:
         c = self.containers[cid]

@@ -13,11 +13,12 @@ import pytest
 
 from supervisor.cycle import DEPENDENTS
 from supervisor.errors import EngineError, PolicyError
-from supervisor.policy import LoadResult, ProbePolicy
+from supervisor.policy import CheckPolicy, LoadResult, Match, Policy, ProbePolicy
 from supervisor.state import Command, Saved
 
 from .run import replay_command
-from .world import POLICY_DIR, World, make_policies
+from .sim import SimContainer
+from .world import FAST_HEAL, POLICY_DIR, World, make_policies
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "40"))
 STEPS = 600
@@ -312,12 +313,137 @@ def test_a_container_that_crashed_after_a_failed_stop_is_not_the_agents_to_start
     world.engine.do_stop(cid, "world", code=1)  # a crash, after the agent's stop returned
     held = []
     world.agent.apply_command(Command("pause", "web"), lambda: held.append(True))
-    del world.engine.stop, world.engine.start  # the engine answers again
-    world.run_for(0.5)
+    for _ in range(100):  # the hold takes effect while the engine still does not answer
+        if held:
+            break
+        world.run_for(0.05)
     assert held
+    del world.engine.stop, world.engine.start  # the engine answers again
     world.run_for(30)
     assert [i for i in world.disk.intents if i["container_id"] == cid] == []  # judged, dropped
     assert world.agent_actions("web", "start") == []
     assert not world.engine.containers[cid].running
     assert world.agent.board.row("web")["reason"] == "held"
+    assert not world.violations
+
+
+def selector_world() -> World:
+    """The usual services and a selector policy for every container labelled autoheal=true."""
+    tagged = Policy(
+        service="tagged",
+        match=Match(selector={"autoheal": "true"}),
+        check=CheckPolicy(interval_s=5),
+        heal=FAST_HEAL,
+        source=POLICY_DIR / "tagged.yaml",
+    )
+    return quiet_world(policies={**make_policies(), "tagged": tagged})
+
+
+def run_container(world: World, cid: str, name: str, **labels: str) -> str:
+    """`docker run` of a container the agent sees (and the world's checks count as `owner`)."""
+    world.engine.create(cid.ljust(12, "0"), name, {"autoheal": "true", **labels})
+    world.owner[cid.ljust(12, "0")] = labels.get("com.docker.compose.service", name)
+    return cid.ljust(12, "0")
+
+
+def test_a_selector_makes_each_labelled_container_a_service_of_its_own():
+    world = selector_world()
+    compose = {"com.docker.compose.project": "sim", "com.docker.compose.service": "cache"}
+    cache = run_container(world, "cache1", "sim-cache-1", **compose)
+    loose = run_container(world, "loose1", "loose")
+    world.engine.create("plain1".ljust(12, "0"), "plain", {})  # not labelled: not selected
+    world.run_for(3)
+    assert {e["service"] for e in world.log.events("selector.added")} == {"cache", "loose"}
+    assert world.worker("plain") is None and world.worker("tagged") is None
+    assert world.agent.board.row("cache")["container"] == "sim-cache-1"
+    assert world.agent.board.row("cache")["selected_by"] == "tagged"
+    # Each its own counters: cache is healed, loose is not touched.
+    checks_before = len(world.log.events("service.status", service="loose"))
+    world.engine.set_health(cache, "unhealthy")
+    run_until(world, "heal.recovered", service="cache", within_s=20)
+    assert world.agent.board.row("cache")["restarts_in_window"] == 1
+    assert world.agent.board.row("loose")["restarts_in_window"] == 0
+    assert world.agent_actions("loose", "stop") == []
+    assert world.worker("loose").seen.container.id == loose  # it was looked at all along
+    assert len(world.log.events("service.status", service="loose")) == checks_before
+    # A pause holds one expanded service; the other heals on.
+    held = []
+    world.agent.apply_command(Command("pause", "loose"), lambda: held.append(True))
+    world.run_for(1)
+    assert held and world.agent.board.row("loose")["reason"] == "held"
+    world.engine.containers[loose].broken = True
+    world.engine.set_health(loose, "unhealthy")
+    world.run_for(15)
+    assert world.agent_actions("loose", "stop") == []
+    assert world.agent.board.row("loose")["reason"] == "held"
+    assert not world.violations
+
+
+def test_a_recreated_container_keeps_its_service_and_a_removed_one_is_forgotten():
+    world = selector_world()
+    compose = {"com.docker.compose.project": "sim", "com.docker.compose.service": "cache"}
+    first = run_container(world, "cache1", "sim-cache-1", **compose)
+    run_container(world, "loose1", "loose")
+    world.run_for(3)
+    worker = world.worker("cache")
+    world.engine.set_health(first, "unhealthy")
+    run_until(world, "heal.recovered", service="cache", within_s=20)
+    # compose up --force-recreate: the old container goes, a new one of the same service comes.
+    world.engine.destroy(first)
+    world.run_for(1)
+    second = run_container(world, "cache2", "sim-cache-1", **compose)
+    world.run_for(3)
+    assert world.worker("cache") is worker  # the same service, with its memory
+    assert world.agent.board.row("cache")["container_id"] == second
+    assert world.agent.board.row("cache")["restarts_in_window"] == 1
+    assert world.log.events("selector.removed") == []
+    # docker rm -f: the service is forgotten once its container has been gone a while.
+    world.engine.destroy(world.cid("loose"))
+    world.run_for(3)
+    assert world.worker("loose") is not None  # not yet: it may be coming back
+    world.run_for(10)
+    assert world.worker("loose") is None and "loose" not in world.agent.board.rows()
+    [removed] = world.log.events("selector.removed")
+    assert (removed["service"], removed["why"]) == ("loose", "gone")
+    assert not world.violations
+
+
+def test_expanded_services_keep_their_names_and_holds_across_an_agent_restart():
+    world = selector_world()
+    compose = {"com.docker.compose.project": "sim", "com.docker.compose.service": "cache"}
+    run_container(world, "cache1", "sim-cache-1", **compose)
+    world.run_for(1)
+    # A second replica of the same service, in another project: named after its container.
+    other = {"com.docker.compose.project": "two", "com.docker.compose.service": "cache"}
+    run_container(world, "cache9", "two-cache-1", **other)
+    world.run_for(3)
+    assert world.agent.board.row("two-cache-1")["container_id"] == "cache9".ljust(12, "0")
+    held = []
+    world.agent.apply_command(Command("pause", "two-cache-1"), lambda: held.append(True))
+    world.run_for(1)
+    assert held
+    world.graceful_restart()
+    world.run_for(3)
+    assert world.agent.board.row("cache")["container_id"] == "cache1".ljust(12, "0")
+    assert world.agent.board.row("two-cache-1")["reason"] == "held"
+    assert world.agent.board.ready
+    assert not world.violations
+
+
+def test_the_agent_is_ready_with_only_a_selector_once_its_services_were_looked_at():
+    tagged = Policy(
+        service="tagged",
+        match=Match(selector={}),  # all
+        check=CheckPolicy(interval_s=5),
+        heal=FAST_HEAL,
+        source=POLICY_DIR / "tagged.yaml",
+    )
+    world = World(seed=7, faults=False, connect_after_s=2.0, policies={"tagged": tagged})
+    world.latency = lambda worker: 0.01
+    world.engine.containers["solo".ljust(12, "0")] = SimContainer("solo".ljust(12, "0"), "solo", {})
+    world.run_for(1)
+    assert not world.agent.board.ready  # the engine has not answered: nothing to expand
+    world.run_for(2)
+    assert world.agent.board.ready
+    assert sorted(world.agent.board.rows()) == ["solo"]  # its one container, all selected
     assert not world.violations

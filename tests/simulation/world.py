@@ -84,6 +84,21 @@ def make_policies(stack_scope: str = "compose") -> dict[str, Policy]:
     }
 
 
+# A selector policy: every container labelled autoheal=true is a service of its own.
+TAGGED = Policy(
+    service="tagged",
+    match=Match(selector={"autoheal": "true"}),
+    check=CheckPolicy(interval_s=5),
+    heal=FAST_HEAL,
+    source=POLICY_DIR / "tagged.yaml",
+)
+# The containers it selects in a random world: their service names, and their labels.
+SELECTED = {
+    "cache": {"com.docker.compose.service": "cache", "com.docker.compose.project": PROJECT},
+    "loose": {},
+}
+
+
 class World:
     def __init__(
         self,
@@ -112,6 +127,8 @@ class World:
         self.io_allowed = False
         # The stack's heal scope: its one service (compose), or its whole project (project).
         self.policies = policies or make_policies("project" if seed % 3 == 2 else "compose")
+        if policies is None and seed % 4 == 1:  # a quarter of the worlds have a selector
+            self.policies["tagged"] = TAGGED
         self.in_force = dict(self.policies)  # what the last reload left supervised
         self.held: dict[str, float] = {}  # service -> until, once the pause returned
         self.removed: set[str] = set()
@@ -121,7 +138,9 @@ class World:
         self.owner: dict[str, str] = {}
         self.kills = 0
         self.trace: list[str] = []
-        for name in self.policies:
+        for name, policy in self.policies.items():
+            if policy.is_selector:
+                continue
             project = "other" if name == "stack" else PROJECT
             cid = f"{name}-{seed}".ljust(12, "0")
             labels = {"com.docker.compose.service": name, "com.docker.compose.project": project}
@@ -138,6 +157,14 @@ class World:
             self.engine.containers[sidecar] = SimContainer(
                 sidecar, "sim-sidecar-1", {}, network_mode=f"container:{self.cid('db')}"
             )
+        self.recreated = 0
+        if policies is None and "tagged" in self.policies:
+            for name, labels in SELECTED.items():
+                cid = f"{name}-{seed}".ljust(12, "0")
+                container_name = f"{PROJECT}-{name}-1" if labels else name
+                labels = {"autoheal": "true", **labels}
+                self.engine.containers[cid] = SimContainer(cid, container_name, labels)
+                self.owner[cid] = name
         if os.environ.get("SIM_VERBOSE"):
             setup_logging("DEBUG", sys.stderr)
         root = logging.getLogger("supervisor")
@@ -197,6 +224,22 @@ class World:
             publish(service, row, detail)
 
         self.agent.board.publish = timed_publish
+        # A forgotten expanded service takes its hold and its budget with it; a service
+        # (re)added is supervised again.
+        retire, add = self.agent._retire_expanded, self.agent._add
+
+        def retired(service: str, why: str) -> None:
+            retire(service, why)
+            self.removed.add(service)
+            self.held.pop(service, None)
+            self.stops.pop(service, None)
+
+        def added(policy: Policy, saved: dict | None = None) -> None:
+            add(policy, saved)
+            self.removed.discard(policy.service)
+
+        self.agent._retire_expanded = retired
+        self.agent._add = added
         self.agent.schedule()
         # A slow boot too: the first listing may come seconds after the start.
         delay_s = self.connect_after_s
@@ -423,13 +466,23 @@ class World:
                 ("kill", 0.6),
                 ("restart", 0.4),
                 ("compose_fails", 0.6),
+                *([("recreate", 1.0), ("vanish", 0.5)] if "tagged" in self.policies else []),
             ]
         )
         now = self.timers.now()
         service = self.rng.choice(sorted(self.policies))
-        cid = self.cid(service)
-        c = self.engine.containers[cid]
+        if self.policies[service].is_selector and kind != "reload":
+            service = self.rng.choice(sorted(SELECTED))  # one of the selected containers
+        if kind in ("recreate", "vanish") and service not in SELECTED:
+            return
         self.trace.append(f"{now:.2f} {kind} {service}")
+        if kind == "reload":
+            self._reload(service)
+            return
+        cid = self.cid(service)
+        c = self.engine.containers.get(cid)
+        if c is None:
+            return  # it vanished and is not back yet
         if kind == "unhealthy":
             c.broken = self.rng.random() < 0.5  # broken: stays unhealthy after a restart
             self.engine.set_health(cid, "unhealthy")
@@ -451,8 +504,12 @@ class World:
             self.engine.do_stop(cid, "operator")
         elif kind == "start_by_hand":
             self.engine.do_start(cid, "operator")
-        elif kind == "reload":
-            self._reload(service)
+        elif kind in ("recreate", "vanish"):  # docker rm -f, then run again (now or later)
+            self.engine.destroy(cid)
+            if kind == "recreate":
+                self._run_again(service, c)
+            else:
+                self.timers.world_later(self.rng.uniform(3, 20), self._run_again, service, c)
         elif kind == "outage":
             self.engine.up = False
             self.engine.events.clear()
@@ -468,13 +525,26 @@ class World:
         elif kind == "restart":
             self.graceful_restart()
 
+    def _run_again(self, service: str, old: SimContainer) -> None:
+        """A new container of the same identity (name, compose labels), under a new id."""
+        self.recreated += 1
+        cid = f"{service}-r{self.recreated}".ljust(12, "0")
+        for stale in [c for c, s in self.owner.items() if s == service]:
+            del self.owner[stale]
+        self.owner[cid] = service
+        self.engine.create(cid, old.name, dict(old.labels))
+
     def _engine_back(self) -> None:
         self.engine.up = True
         self.timers.call_later(0.1, self._connect)
 
     def _command(self, action: str, service: str, until: float | None = None) -> None:
+        taker = self.agent.router.get(service)
+
         def done() -> None:
             now = self.timers.now()
+            if self.agent.router.get(service) is not taker:
+                return  # removed (and perhaps added anew) before it took effect: not held
             if action == "pause":
                 self.held[service] = until if until is not None else float("inf")
             elif action == "resume":
@@ -514,7 +584,7 @@ class World:
             self.agent.reload(result, POLICY_DIR)
             return
         self.agent.reload(LoadResult(list(policies.values()), errors), POLICY_DIR)
-        kept = {w.service: w.policy for w in self.agent.router.workers()}
+        kept = {**self.agent._singles, **self.agent._selectors}
         for gone in sorted(set(self.in_force) - set(kept)):
             self.removed.add(gone)
             self.held.pop(gone, None)

@@ -156,7 +156,8 @@ def test_healing_a_missing_service_by_itself_needs_its_compose_name(tmp_path):
         ),
         (
             "service: web\nmatch: {}\n",
-            "p.yaml:2: at 'match': expected at least one of compose_service, label, name, port",
+            "p.yaml:2: at 'match': expected at least one of compose_service, label, name, port, "
+            "selector",
         ),
         (
             BASE + "compose:\n  file: nowhere.yml\n",
@@ -219,6 +220,19 @@ def test_healing_a_missing_service_by_itself_needs_its_compose_name(tmp_path):
         (
             "service: web\nmatch: {name: [unclosed\n",
             "p.yaml:3: invalid YAML: expected ',' or ']', but got '<stream end>'",
+        ),
+        (
+            "service: auto\nmatch:\n  name: web\n  selector: {autoheal: 'true'}\n",
+            "p.yaml:4: at 'match.selector': a selector stands alone: remove the other match keys",
+        ),
+        (
+            "service: auto\nmatch:\n  selector: {}\n",
+            "p.yaml:3: at 'match.selector': expected at least one label: value",
+        ),
+        (
+            "service: auto\nmatch:\n  selector: every\n",
+            "p.yaml:3: at 'match.selector': expected all, or a mapping of label names to values, "
+            "got 'every'",
         ),
         ("", "p.yaml:1: empty file: expected a mapping"),
         ("- a\n- b\n", "p.yaml:1: expected a mapping, got list ['a', 'b']"),
@@ -346,3 +360,24 @@ notify:
 )
 def test_probe_and_notify_errors(tmp_path, text, message):
     assert error_of(tmp_path, text) == message
+
+
+def test_a_selector_policy_reads_its_labels_or_all(tmp_path):
+    path = tmp_path / "auto.yaml"
+    path.write_text("service: auto\nmatch:\n  selector: {autoheal: true, tier: front}\n")
+    policy = load_policy_file(path)
+    assert policy.is_selector and policy.match.selector == {"autoheal": "true", "tier": "front"}
+    path.write_text("service: auto\nmatch: {selector: all}\n")
+    assert load_policy_file(path).match.selector == {}
+    path.write_text("service: web\nmatch: {name: web}\n")
+    assert not load_policy_file(path).is_selector
+
+
+def test_a_selector_policy_cannot_heal_missing(tmp_path):
+    (tmp_path / "c.yml").write_text("services: {}\n")
+    text = "service: auto\nmatch: {selector: all}\ncompose: {file: c.yml}\n"
+    text += "heal: {on: [missing], scope: project}\n"
+    assert (
+        error_of(tmp_path, text)
+        == "p.yaml:4: at 'heal.on': a selector policy cannot heal 'missing'"
+    )

@@ -34,6 +34,7 @@ LOADER_ONLY = (
     "needs a compose section with a file",
     "needs heal.scope compose or project",
     "with scope compose needs match.compose_service",
+    "a selector policy cannot heal 'missing'",
     "no such file",
 )
 
