@@ -21,6 +21,7 @@ import argcomplete
 from . import __version__
 from .errors import (
     AgentRunning,
+    EngineUnreachable,
     PolicyError,
     PolicyErrors,
     SupervisorError,
@@ -186,6 +187,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser(
         "schema", parents=[common], help="print the policy format as JSON Schema (for editors)"
+    )
+
+    migrate = sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="write policies equivalent to another tool's set-up",
+        description="Read docker-autoheal's settings (its defaults, then --env-file, then "
+        "--from-container, then -e) and the autoheal.stop.timeout labels on the engine's "
+        "containers; write selector policies that do the same, with a comment for each "
+        "setting that has no equivalent. Try them with `run --dry-run` before switching.",
+    )
+    migrate.add_argument("tool", choices=["autoheal"], help="the tool to move from")
+    migrate.add_argument(
+        "--env-file", type=Path, metavar="FILE", help="autoheal's VAR=VALUE file (default: none)"
+    )
+    migrate.add_argument(
+        "--from-container",
+        metavar="NAME",
+        help="read the environment of this running autoheal container (default: none)",
+    )
+    migrate.add_argument(
+        "-e",
+        "--env",
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="one setting, as autoheal's -e (repeatable; default: none)",
+    )
+    migrate.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write the policies into DIR, never over a file (default: print them)",
     )
 
     # Commands about one service; the operator's ones also name the state directory.
@@ -598,6 +632,42 @@ def cmd_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """docker-autoheal's set-up as policies: printed, or written into --out."""
+    from . import migrate
+    from .engine import Engine
+
+    layers = []
+    if args.env_file is not None:
+        layers.append(migrate.read_env_file(args.env_file))
+    engine = Engine()
+    try:
+        if args.from_container:
+            where = f"container {args.from_container}"
+            layers.append(
+                migrate.read_assignments(engine.environment_of(args.from_container), where)
+            )
+        layers.append(migrate.read_assignments(args.env, "-e"))
+        settings = migrate.merged(*layers)
+        label = settings["AUTOHEAL_CONTAINER_LABEL"].value.strip()
+        migration = migrate.Migration(settings)
+        try:
+            migration.timeouts = migrate.stop_timeouts(engine.list_containers(), label)
+        except EngineUnreachable as e:
+            migration.labels_read = False
+            print(f"docker-supervisor: labels not read: {e}", file=sys.stderr)
+    finally:
+        engine.close()
+    texts = migrate.policies(migration)
+    if args.out is None:
+        for name, text in texts.items():
+            print(f"==> {name} <==\n{text}")
+        return EXIT_OK
+    for path in migrate.write(texts, args.out):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
 def _find_policy(args: argparse.Namespace) -> Policy:
     """The service's policy: its own, or its selector's for the container it names."""
     policies = load_policies(args.policies, _strict(args))
@@ -647,4 +717,5 @@ COMMANDS = {
     "stop": _lifecycle("stop"),
     "restart": _lifecycle("restart"),
     "schema": lambda args: cmd_schema(),
+    "migrate": cmd_migrate,
 }

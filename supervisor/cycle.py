@@ -177,6 +177,7 @@ class Cycle:
             container=container.name if container else None,
             attempt=self.attempt,
             scope=policy.heal.scope,
+            stop_timeout_s=policy.heal.stop_timeout_s,
         )
         self.w.publish()  # the attempt is in the row the intent's write-through saves
         journal, manager, worker = self.ctx.journal, self.w.manager, self.w

@@ -311,6 +311,11 @@ class Engine:
         """One container, fully: name, labels, ports and State."""
         return _from_inspect(self._call("inspect_container", container_id))
 
+    def environment_of(self, container: str) -> list[str]:
+        """A container's environment (VAR=VALUE), by name or id, as its inspect says."""
+        data = self._call("inspect_container", container)
+        return list((data.get("Config") or {}).get("Env") or [])
+
     def open_events(self, actions: tuple[str, ...]) -> Any:
         """Open the container event stream, filtered to `actions`; iterate it, close() it."""
         filters = {"type": ["container"], "event": list(actions)}
