@@ -377,6 +377,60 @@ def test_reload_with_a_new_a_changed_and_a_broken_policy(host):
     host.run("systemctl", "reload", UNIT)
 
 
+def readme_commands(heading: str) -> list[str]:
+    """As readme_block, with lines continued by a backslash joined, as a shell reads them."""
+    text = (REPO / "README.md").read_text()
+    block = text.split(f"\n{heading}\n", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    joined = block.replace("\\\n", " ")
+    return [line.split("  #", 1)[0].strip() for line in joined.splitlines() if line.strip()]
+
+
+def test_the_readme_move_from_autoheal_verbatim(host):
+    """The README's way off docker-autoheal, line by line on the host, against a running
+    autoheal-like container (its environment is what is read) and a labelled container: the
+    written policy validates, the dry run names the container, the reload supervises it as
+    its own service, and it is healed. The dry run runs until Ctrl-C: here, 8 seconds."""
+    host.run(
+        "docker", "run", "-d", "--name", "autoheal", "--restart", "always",
+        "--label", f"{TEST_LABEL}=e2e", "-e", "AUTOHEAL_INTERVAL=3", IMAGE, "sleep", "86400",
+    )  # fmt: skip
+    run_labelled(
+        host,
+        "tagged-one",
+        "touch /tmp/ok; exec sleep 86400",
+        "--label", "autoheal=true", "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s",
+    )  # fmt: skip
+    before = len(host.lines("policy.reloaded"))
+    commands = readme_commands("## Moving from docker-autoheal")
+    assert len(commands) == 5 and "--dry-run" in commands[2], commands
+    for command in commands:
+        if "--dry-run" in command:
+            dry = host.shell(f"timeout 8 {command}", check=False, timeout=30)
+            assert dry.returncode == 124, dry.stderr  # still running when cut
+            added = [json.loads(line) for line in dry.stdout.splitlines()]
+            assert [x["service"] for x in added if x["event"] == "selector.added"] == ["tagged-one"]
+            assert all(x["dry_run"] for x in added)
+        else:
+            host.shell(command)
+    assert "interval: 3s" in host.run("cat", f"{POLICIES}/autoheal.yaml").stdout
+    assert host.run("docker", "inspect", "-f", "{{.State.Running}}", "autoheal").stdout == (
+        "false\n"
+    )
+    host.wait_line("policy.reloaded", 30, after=before)
+    host.wait_line("selector.added", 30, service="tagged-one", selector="autoheal")
+    host.wait_line("service.status", 30, service="tagged-one", status="running")
+    host.run("docker", "exec", "tagged-one", "rm", "/tmp/ok")
+    host.wait_line("heal.recovered", 60, service="tagged-one")
+    out = json.loads(host.run("docker-supervisor", "status", POLICIES, "--json").stdout)
+    rows = {row["service"]: row for row in out["services"]}
+    assert rows["tagged-one"]["restarts_in_window"] == 1, rows["tagged-one"]
+    # Leave the host as the later steps expect it: the policy and the containers gone.
+    host.run("rm", f"{POLICIES}/autoheal.yaml")
+    host.run("systemctl", "reload", UNIT)
+    host.run("docker", "rm", "-f", "tagged-one", "autoheal")
+    host.wait_line("selector.removed", 30, service="tagged-one")
+
+
 def test_status_from_a_shell_sees_the_agent(host):
     out = json.loads(host.run("docker-supervisor", "status", POLICIES, "--json").stdout)
     assert out["agent"] is not None and out["agent"]["pid"] > 0, out
