@@ -37,6 +37,7 @@ from .messages import Look, NewPolicy, Operator, Remove, Shutdown
 from .metrics import Metrics
 from .notify import Notifier
 from .policy import LoadResult, NotifyPolicy, Policy
+from .pressure import HostSample, PressureGuard, Thresholds, read_host
 from .prober import Prober
 from .probes import run_probe
 from .reload import plan_reload
@@ -53,6 +54,7 @@ log = logging.getLogger("supervisor.agent")
 DEFAULT_HEAL_CONCURRENCY = 4
 DEFAULT_RELIST_S = 60.0
 HEARTBEAT_S = 5.0
+PRESSURE_S = 2.0  # how often the host's pressure is read (PSI's avg10 moves slowly)
 HEARTBEAT_TIMEOUT_S = 3.0
 KEEPER_S = 2.0
 # How long stop() waits for cycles to start what they stopped.
@@ -78,6 +80,7 @@ class Parts:
     pools: tuple[ThreadPoolExecutor, ...] = ()
     saved: Saved | None = None  # what the store holds, when it is not the state directory
     rng: Callable[[], float] = random.random  # backoff jitter
+    read_host: Callable[[], HostSample] = read_host  # the host's pressure
 
 
 class Agent:
@@ -97,6 +100,7 @@ class Agent:
         notify_default: NotifyPolicy | None = None,
         clock: Callable[[], float] = time.time,
         parts: Parts | None = None,
+        pressure: Thresholds | None = Thresholds(),  # None: no guard  # noqa: B008 - frozen
     ) -> None:
         self.engine = engine or Engine()
         self.dry_run = dry_run
@@ -136,11 +140,18 @@ class Agent:
         )
         self.engine.attach_view(self.view)
         self.runner = HealRunner(heal_concurrency, self.dispatcher, parts.submit_effect)
+        self.guard = (
+            PressureGuard(pressure, ceiling=heal_concurrency) if pressure is not None else None
+        )
+        self._pressed_at = 0.0
         self.metrics: Metrics | None = None
         self._metrics_addr = metrics_addr
         if metrics_addr is not None:
             self.metrics = Metrics(
-                self.board.metric_rows, lambda: self.engine.api_calls, lambda: self.health.ok
+                self.board.metric_rows,
+                lambda: self.engine.api_calls,
+                lambda: self.health.ok,
+                lambda: self.guard is not None and self.guard.pressed,
             )
         self.prober = Prober(
             self.timers,
@@ -165,6 +176,9 @@ class Agent:
             dry_run=dry_run,
             stopping=lambda: self._stopping,
             rng=parts.rng,
+            guard=self.guard,
+            pressure_changed=self._pressure_changed,
+            services=lambda: len(self._singles) + len(self._expanded),
         )
         self._ticks: dict[str, Any] = {}
         # What is in force: the policies for one service, the selector policies, and the
@@ -274,6 +288,8 @@ class Agent:
         self.timers.every(HEARTBEAT_S, self._heartbeat, first_s=HEARTBEAT_S, io=True)
         self.timers.every(KEEPER_S, self._finish_intents, first_s=KEEPER_S, io=True)
         self.timers.every(KEEPER_S, self._forget_gone, first_s=KEEPER_S)
+        if self.guard is not None:
+            self.timers.every(PRESSURE_S, self._sample_pressure, first_s=PRESSURE_S, io=True)
         if self.notifier.watchdog_interval_s:
             # From the scheduler's own loop: a stuck scheduler stops the pings.
             self.timers.every(self.notifier.watchdog_interval_s, self.notifier.watchdog)
@@ -477,6 +493,59 @@ class Agent:
             self._writer.write_through()
 
     # The engine.
+
+    # The host's pressure.
+
+    def _sample_pressure(self) -> None:
+        if self.guard is None:
+            return
+        try:
+            sample = self.parts.read_host()
+        except OSError as e:
+            log_event(log, logging.WARNING, "pressure.unreadable", str(e), error=str(e))
+            return
+        services = len(self._singles) + len(self._expanded)
+        change = self.guard.sample(sample, self.timers.now(), services)
+        if change is not None:
+            self._pressure_changed(change)
+
+    def _pressure_changed(self, change: Any) -> None:
+        """The guard began or stopped deferring: say so once, lower or restore the heal
+        concurrency, and have every service look again."""
+        assert self.guard is not None
+        limit = self.guard.limit()
+        sample = change.sample or HostSample()
+        figures = {
+            "cpu_pct": sample.cpu_pct,
+            "memory_pct": sample.memory_pct,
+            "io_pct": sample.io_pct,
+            "load_per_core": round(sample.load_per_core, 2),
+            "memory_available_pct": round(sample.memory_available_pct, 1),
+        }
+        if change.pressed:
+            self._pressed_at = self.timers.now()
+            log_event(
+                log,
+                logging.WARNING,
+                "pressure.started",
+                "host under pressure: heals of services whose checks time out wait",
+                why=change.why,
+                heal_concurrency=limit,
+                **figures,
+            )
+        else:
+            log_event(
+                log,
+                logging.INFO,
+                "pressure.ended",
+                "host pressure over: deferred services are healed if still bad after a check",
+                deferred=change.deferred,
+                duration_s=round(self.timers.now() - self._pressed_at, 1),
+                heal_concurrency=limit,
+                **figures,
+            )
+        self.runner.set_limit(limit)
+        self.router.broadcast("pressure")
 
     def _forget_gone(self) -> None:
         if self._gone:

@@ -143,6 +143,7 @@ class Board:
                 "healing": bool(row.get("healing")),
                 "held": row.get("reason") == "held",
                 "gave_up": bool(row.get("gave_up")),
+                "deferred": bool(row.get("deferred")),
             }
             for service, row in self.rows().items()
         ]

@@ -127,7 +127,29 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=4,
         metavar="N",
-        help="heal cycles at once; the rest queue (default: 4)",
+        help="heal cycles at once, halved under host pressure; the rest queue (default: 4)",
+    )
+    pressure = run.add_argument_group(
+        "host pressure",
+        "heals of services whose health checks time out wait while the host is pressed "
+        "(PSI some avg10, or load and memory without PSI) or a storm lasts",
+    )
+    for flag, default, text in (
+        ("--pressure-cpu", 60.0, "pressed at this CPU pressure, %% (default: 60)"),
+        ("--pressure-memory", 20.0, "pressed at this memory pressure, %% (default: 20)"),
+        ("--pressure-io", 60.0, "pressed at this I/O pressure, %% (default: 60)"),
+        ("--pressure-load", 4.0, "without PSI: pressed at this load per core (default: 4)"),
+        (
+            "--storm-share",
+            0.25,
+            "a storm: this share of services (and 3) timing out within a minute (default: 0.25)",
+        ),
+    ):
+        pressure.add_argument(flag, type=_non_negative, default=default, metavar="N", help=text)
+    pressure.add_argument(
+        "--no-pressure-guard",
+        action="store_true",
+        help="heal every bad check as it comes, pressure or not (default: guarded)",
     )
     run.add_argument(
         "--relist-interval",
@@ -289,6 +311,16 @@ def _service_names(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> li
     return sorted(name for name in names if name.startswith(prefix))
 
 
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -388,6 +420,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         metrics_addr=metrics_addr,
         dry_run=args.dry_run,
         notify_default=notify_default,
+        pressure=None if args.no_pressure_guard else _thresholds(args),
     )
     try:
         agent.start()
@@ -399,6 +432,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+
+
+def _thresholds(args: argparse.Namespace) -> Any:
+    from .pressure import Thresholds
+
+    return Thresholds(
+        cpu_pct=args.pressure_cpu,
+        memory_pct=args.pressure_memory,
+        io_pct=args.pressure_io,
+        load_per_core=args.pressure_load,
+        storm_share=args.storm_share,
+    )
 
 
 def _serve(agent: Any, args: argparse.Namespace, state_dir: Path) -> None:
@@ -538,7 +583,9 @@ def _status_row(
     )
     # A cycle in flight is the running agent's to tell; without one, none is in flight.
     phase = saved.get("phase") if agent_pid is not None else None
-    facts = make_facts(policy, seen, tracker, now, held_until)
+    # So is a deferral: only the agent reads the host's pressure.
+    deferred = agent_pid is not None and bool(saved.get("deferred"))
+    facts = make_facts(policy, seen, tracker, now, held_until, deferred=deferred)
     row = build_row(
         policy,
         seen,

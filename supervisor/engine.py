@@ -66,6 +66,8 @@ class ContainerInfo:
     addresses: tuple[str, ...] = ()
     network_mode: str | None = None
     created: float = 0.0  # epoch seconds
+    # How long one health check may take to come round: its interval plus its timeout.
+    health_check_s: float = 60.0
 
 
 def identity_of(container: ContainerInfo) -> tuple[str, str]:
@@ -437,7 +439,16 @@ def _from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
         addresses=_addresses(data),
         network_mode=(data.get("HostConfig") or {}).get("NetworkMode") or None,
         created=_parse_time(data.get("Created")) or 0.0,
+        health_check_s=_health_check_s(config.get("Healthcheck")),
     )
+
+
+def _health_check_s(check: Mapping[str, Any] | None) -> float:
+    """Interval plus timeout of a health check (Docker's defaults, 30 s each, for zeros)."""
+    check = check or {}
+    interval = (check.get("Interval") or 30_000_000_000) / 1e9
+    timeout = (check.get("Timeout") or 30_000_000_000) / 1e9
+    return interval + timeout
 
 
 def _addresses(data: Mapping[str, Any]) -> tuple[str, ...]:

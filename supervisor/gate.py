@@ -14,6 +14,7 @@ from .status import (
     REASON_ENGINE_UNREACHABLE,
     REASON_GAVE_UP,
     REASON_HELD,
+    REASON_HOST_PRESSURE,
     REASON_MANUAL_STOP,
     Status,
 )
@@ -33,6 +34,7 @@ WHY_NOT_HEALABLE = "not_healable"
 WHY_GAVE_UP = REASON_GAVE_UP
 WHY_GRACE = "grace"
 WHY_CRASH_LOOP = "crash_loop"
+WHY_HOST_PRESSURE = REASON_HOST_PRESSURE
 
 # Reasons that stop the agent from even deciding (the tracker is not asked).
 WATCH_ONLY = frozenset(
@@ -43,6 +45,7 @@ WATCH_ONLY = frozenset(
         WHY_ENGINE_SETTLING,
         WHY_MANUAL_STOP,
         WHY_HELD,
+        WHY_HOST_PRESSURE,
     }
 )
 
@@ -62,6 +65,7 @@ class Facts:
     gave_up: bool = False
     in_grace: bool = False
     budget_left: bool = True
+    deferred: bool = False  # its checks timed out while the host is (or just was) pressed
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ def may_heal(facts: Facts) -> Verdict:
         (facts.held, WHY_HELD),
         (facts.healthy, WHY_HEALTHY),
         (not facts.healable, WHY_NOT_HEALABLE),
+        (facts.deferred, WHY_HOST_PRESSURE),
         (facts.gave_up, WHY_GAVE_UP),
         (facts.in_grace, WHY_GRACE),
         (not facts.budget_left, WHY_CRASH_LOOP),
@@ -100,6 +105,8 @@ def present(status: Status, reason: str | None, facts: Facts) -> tuple[Status, s
         return status, REASON_HELD
     if facts.gave_up and status is not Status.RUNNING:
         return Status.ERROR, REASON_GAVE_UP
+    if facts.deferred and not facts.healthy:
+        return Status.ERROR, REASON_HOST_PRESSURE
     return status, reason
 
 
@@ -126,6 +133,7 @@ def next_action(
         WHY_ENGINE_UNREACHABLE: "wait: engine unreachable",
         WHY_ENGINE_SETTLING: "wait: engine settling",
         WHY_GRACE: "wait: grace after start",
+        WHY_HOST_PRESSURE: "deferred: checks timed out on a pressed host",
         WHY_NOT_SUPERVISED: "none: not supervised",
         WHY_STOPPING: "none: agent stopping",
     }

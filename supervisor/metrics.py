@@ -38,10 +38,13 @@ class Metrics:
         read_services: Callable[[], Iterable[dict[str, Any]]],
         read_api_calls: Callable[[], int],
         read_engine_up: Callable[[], bool] = lambda: True,
+        read_pressure: Callable[[], bool] = lambda: False,
     ) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
-        self.registry.register(_LiveCollector(read_services, read_api_calls, read_engine_up))
+        self.registry.register(
+            _LiveCollector(read_services, read_api_calls, read_engine_up, read_pressure)
+        )
         self._checks = Counter(
             "supervisor_checks", "Checks made, by service", ["service"], registry=self.registry
         )
@@ -111,10 +114,11 @@ class Metrics:
 class _LiveCollector:
     """Gauges read from the agent at scrape time."""
 
-    def __init__(self, read_services, read_api_calls, read_engine_up) -> None:
+    def __init__(self, read_services, read_api_calls, read_engine_up, read_pressure) -> None:
         self._read_services = read_services
         self._read_api_calls = read_api_calls
         self._read_engine_up = read_engine_up
+        self._read_pressure = read_pressure
 
     def collect(self):
         status = GaugeMetricFamily(
@@ -129,14 +133,14 @@ class _LiveCollector:
         )
         flags = GaugeMetricFamily(
             "supervisor_service_flag",
-            "1 while the service is healing, held or given up",
+            "1 while the service is healing, held, given up, or deferred (host pressure)",
             labels=["service", "flag"],
         )
         for row in self._read_services():
             for name in STATUSES:
                 status.add_metric([row["service"], name], 1.0 if row["status"] == name else 0.0)
             restarts.add_metric([row["service"]], row["restarts"])
-            for flag in ("healing", "held", "gave_up"):
+            for flag in ("healing", "held", "gave_up", "deferred"):
                 flags.add_metric([row["service"], flag], 1.0 if row[flag] else 0.0)
         calls = CounterMetricFamily(
             "supervisor_engine_api_calls", "Docker engine API requests made by the agent"
@@ -146,4 +150,9 @@ class _LiveCollector:
             "supervisor_engine_up", "1 while the Docker engine answers the agent, else 0"
         )
         engine.add_metric([], 1.0 if self._read_engine_up() else 0.0)
-        yield from (status, restarts, flags, calls, engine)
+        pressure = GaugeMetricFamily(
+            "supervisor_host_pressure",
+            "1 while the host is pressed (or a storm lasts): timed-out checks wait, else 0",
+        )
+        pressure.add_metric([], 1.0 if self._read_pressure() else 0.0)
+        yield from (status, restarts, flags, calls, engine, pressure)

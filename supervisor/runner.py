@@ -34,6 +34,19 @@ class HealRunner:
         self._holders: dict[int, int] = {}  # id(worker) -> the token of the cycle holding
         self._queue: deque[tuple[Handler, int]] = deque()
 
+    def set_limit(self, limit: int) -> None:
+        """Cycles allowed at once from now on (the host-pressure guard lowers it): cycles
+        running go on; a raised limit grants queued cycles at once."""
+        granted = []
+        with self._changed:
+            self.concurrency = max(1, limit)
+            while self._queue and len(self._holders) < self.concurrency:
+                worker, token = self._queue.popleft()
+                self._holders[id(worker)] = token
+                granted.append((worker, token))
+        for worker, token in granted:
+            self._dispatcher.post(worker, SlotGranted(token))
+
     @property
     def active(self) -> int:
         with self._changed:
@@ -55,7 +68,7 @@ class HealRunner:
                 return
             del self._holders[id(worker)]
             granted = None
-            if self._queue:
+            if self._queue and len(self._holders) < self.concurrency:
                 granted = self._queue.popleft()
                 self._holders[id(granted[0])] = granted[1]
             self._changed.notify_all()

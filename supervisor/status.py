@@ -36,6 +36,7 @@ REASON_GAVE_UP = "gave_up"
 REASON_HELD = "held"
 REASON_MANUAL_STOP = "manual_stop"
 REASON_PROBE_FAILED = "probe_failed"
+REASON_HOST_PRESSURE = "host_pressure"
 
 
 def classify_state(state: Mapping[str, Any] | None) -> tuple[Status, str | None]:

@@ -396,10 +396,13 @@ class ContainerView:
             and cached is not None
             and not ((cached.state or {}).get("Running"))
         )
+        # Turning unhealthy: the health log says whether the checks failed or timed out
+        # (the host-pressure guard defers only the latter); the event does not.
+        unhealthy = verb == "health_status" and action.endswith("unhealthy")
         # A start may bring new addresses (probes use them); after a die, Docker's restart
         # policy decides between exited and restarting, which the event does not say.
         restarts = cached is not None and cached.restart_policy in RESTART_POLICIES
-        if verb in ("create", "start") or (verb == "die" and restarts) or stale:
+        if verb in ("create", "start") or (verb == "die" and restarts) or stale or unhealthy:
             try:
                 container = self._source.inspect_container(cid)
                 inspected = True

@@ -20,16 +20,22 @@ from .board import Board, build_row, make_facts
 from .cycle import Cycle
 from .dispatch import Dispatcher
 from .engine import Observation, discover, observe_in
-from .gate import WATCH_ONLY, Facts, may_heal
+from .gate import WATCH_ONLY, WHY_HOST_PRESSURE, Facts, may_heal
 from .journal import Journal, compose_key
 from .liveness import EngineHealth
 from .logs import log_event
 from .manager import ServiceManager
 from .messages import EffectDone, Look, NewPolicy, Operator, Remove, Shutdown, SlotGranted, Wake
 from .policy import Policy
+from .pressure import PressureGuard, health_timed_out
 from .prober import FAILED, OK, Prober
 from .runner import HealRunner
-from .status import REASON_ENGINE_UNREACHABLE, REASON_PROBE_FAILED, Status
+from .status import (
+    REASON_ENGINE_UNREACHABLE,
+    REASON_PROBE_FAILED,
+    REASON_UNHEALTHY,
+    Status,
+)
 from .timers import Timers
 
 log = logging.getLogger("supervisor.agent")
@@ -54,6 +60,9 @@ class Context:
     dry_run: bool = False
     stopping: Callable[[], bool] = lambda: False
     rng: Callable[[], float] = random.random
+    guard: PressureGuard | None = None  # None: every bad check is healed as it comes
+    pressure_changed: Callable[[Any], None] = lambda change: None
+    services: Callable[[], int] = lambda: 1
 
 
 class Worker:
@@ -73,6 +82,10 @@ class Worker:
         self.cycle: Cycle | None = None
         self.token = 0
         self.seen: Observation | None = None
+        # Since when its checks time out (told to the guard once), and a look planned for
+        # when a deferral ends.
+        self.timed_out_since: float | None = None
+        self.recheck_at: float | None = None
         if saved:
             self._restore(saved)
 
@@ -176,7 +189,30 @@ class Worker:
             supervised=self.supervised and not self.retired,
             stopping=self.ctx.stopping(),
             settling=self.ctx.engine.settling(now),
+            deferred=self.deferred_until(seen, now) is not None,
         )
+
+    def timed_out(self, seen: Observation) -> bool:
+        """Unhealthy because its health checks timed out, not because they failed."""
+        return (
+            seen.reason == REASON_UNHEALTHY
+            and seen.container is not None
+            and health_timed_out(seen.container.state)
+        )
+
+    def deferred_until(self, seen: Observation, now: float) -> float | None:
+        """While the host is pressed, a service whose checks timed out waits (forever, as
+        far as it knows: None is "not deferred"); once calm, until its next check has run."""
+        guard = self.ctx.guard
+        if guard is None or not self.timed_out(seen):
+            return None
+        if guard.pressed:
+            return float("inf")
+        calm = guard.calm_since()
+        if calm is None or self.timed_out_since is None or self.timed_out_since > calm:
+            return None  # timed out on a calm host: a real failure
+        until = calm + seen.container.health_check_s
+        return until if now < until else None
 
     def look(self, cause: str) -> None:
         now = self.now()
@@ -188,12 +224,49 @@ class Worker:
             self._note_compose_start(seen)
         if self.ctx.metrics is not None and not self.retired:
             self.ctx.metrics.checked(self.service)
+        self._note_timeout(seen, now)
         if self.cycle is not None:
             self.cycle.look(seen)
-        elif may_heal(self.facts(seen, now)).why not in WATCH_ONLY:
-            decision = self.tracker.decide(seen.status, seen.reason, now, seen.started_at)
-            self._act(decision, seen)
+        else:
+            why = may_heal(self.facts(seen, now)).why
+            if why == WHY_HOST_PRESSURE:
+                self._defer(seen, now)
+            elif why not in WATCH_ONLY:
+                decision = self.tracker.decide(seen.status, seen.reason, now, seen.started_at)
+                self._act(decision, seen)
         self.publish()
+
+    def _note_timeout(self, seen: Observation, now: float) -> None:
+        """Tell the guard once when the checks start timing out (it counts storms)."""
+        guard = self.ctx.guard
+        if guard is None or self.retired:
+            return
+        if not self.timed_out(seen):
+            if seen.reason != REASON_ENGINE_UNREACHABLE:
+                self.timed_out_since = None
+            return
+        if self.timed_out_since is None:
+            self.timed_out_since = now
+            change = guard.timed_out(self.service, now, self.ctx.services())
+            if change is not None:
+                self.ctx.pressure_changed(change)
+
+    def _defer(self, seen: Observation, now: float) -> None:
+        """Once per episode: say the heal waits; once calm, look again when it may go on."""
+        guard = self.ctx.guard
+        if guard is not None and guard.defer(self.service):
+            log_event(
+                log,
+                logging.WARNING,
+                "heal.deferred",
+                "heal deferred: checks timed out on a pressed host",
+                **self.fields(seen),
+                why=WHY_HOST_PRESSURE,
+            )
+        until = self.deferred_until(seen, now)
+        if until is not None and until != float("inf") and self.recheck_at != until:
+            self.recheck_at = until
+            self.ctx.timers.call_later(until - now + 0.01, self.post, Look("recheck"))
 
     def _note_manual_stop(self, seen: Observation) -> None:
         if seen.manual_stop and not seen.is_healthy and seen.container is not None:
@@ -343,6 +416,7 @@ class Worker:
             manual_stop=self.manual_stop,
             last_heal=self.last_heal,
             policy_digest=self.digest,
+            deferred=self.deferred_until(seen, now) is not None,
         )
         self.ctx.board.publish(self.service, row, seen.detail)
 

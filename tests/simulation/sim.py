@@ -129,6 +129,8 @@ class SimContainer:
     probe_ok: bool = True
     has_health: bool = True
     created: float = START_AT - 200
+    timing_out: bool = False  # unhealthy because its checks time out, not fail
+    health_check_s: float = 5.0  # its health check's interval plus timeout
 
     def state(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -144,6 +146,11 @@ class SimContainer:
         }
         if self.has_health:
             state["Health"] = {"Status": self.health if self.running else "unhealthy"}
+            if self.running and self.health == "unhealthy":
+                failed = {"ExitCode": 1, "Output": "not ok"}
+                if self.timing_out:
+                    failed = {"ExitCode": -1, "Output": "Health check exceeded timeout (1s)"}
+                state["Health"].update(FailingStreak=3, Log=[failed] * 3)
         return state
 
     def info(self) -> ContainerInfo:
@@ -156,6 +163,7 @@ class SimContainer:
             addresses=("10.0.0.2",),
             network_mode=self.network_mode,
             created=self.created,
+            health_check_s=self.health_check_s,
         )
 
 

@@ -14,6 +14,7 @@ import pytest
 from supervisor.cycle import DEPENDENTS
 from supervisor.errors import EngineError, PolicyError
 from supervisor.policy import CheckPolicy, LoadResult, Match, Policy, ProbePolicy
+from supervisor.pressure import HostSample
 from supervisor.state import Command, Saved
 
 from .run import replay_command
@@ -264,7 +265,8 @@ def test_a_failed_compose_start_is_reported_once_and_retried_after_a_backoff():
     }
     side = neighbour(world)
     assert world.engine.containers[side].running and side not in world.last
-    world.compose.failing = False  # fixed
+    world.compose.failing = False  # fixed, and the service's own trouble with it: no new heal
+    world.engine.containers[world.cid("stack")].broken = False
     world.run_for(10)
     assert len(world.log.events("heal.resumed", service="stack")) == 1
     assert world.engine.containers[world.cid("stack")].running
@@ -446,4 +448,85 @@ def test_the_agent_is_ready_with_only_a_selector_once_its_services_were_looked_a
     world.run_for(2)
     assert world.agent.board.ready
     assert sorted(world.agent.board.rows()) == ["solo"]  # its one container, all selected
+    assert not world.violations
+
+
+PRESSED = HostSample(cpu_pct=95.0, memory_pct=0.0, io_pct=0.0)
+CALM = HostSample(cpu_pct=1.0, memory_pct=0.0, io_pct=0.0)
+
+
+def time_out(world: World, service: str) -> None:
+    """Its health checks time out (the host is too slow for them), and keep doing so."""
+    cid = world.cid(service)
+    world.engine.containers[cid].timing_out = True
+    world.engine.containers[cid].broken = True
+    world.engine.set_health(cid, "unhealthy")
+
+
+def test_timed_out_checks_wait_out_host_pressure_while_failed_ones_heal():
+    world = quiet_world()
+    world.host = PRESSED
+    [started] = run_until(world, "pressure.started", within_s=5)
+    assert started["why"] == ["cpu"] and started["heal_concurrency"] == 1
+    assert world.agent.runner.concurrency == 1  # the ceiling (2), lowered
+    time_out(world, "web")
+    break_it(world, "db")  # its checks fail: a broken service, pressure or not
+    run_until(world, "heal.recovered", service="db", within_s=20)
+    [deferred] = run_until(world, "heal.deferred", service="web")
+    assert deferred["why"] == "host_pressure"
+    row = world.agent.board.row("web")
+    assert (row["status"], row["reason"]) == ("error", "host_pressure")
+    assert row["next_action"] == "deferred: checks timed out on a pressed host"
+    worker, looks = world.worker("web"), []
+    look = worker.look
+    worker.look = lambda cause: (looks.append(cause), look(cause))
+    world.run_for(30)
+    assert len(looks) >= 5  # it was looked at all along (ticks every 5 s)...
+    assert world.agent_actions("web", "stop") == []  # ...and not healed
+    assert len(world.log.events("heal.deferred", service="web")) == 1  # said once
+    # Calm again: web is healed once a check has run since, as it still times out.
+    world.host = CALM
+    [ended] = run_until(world, "pressure.ended", within_s=5)
+    assert ended["deferred"] == 1 and world.agent.runner.concurrency == 2
+    calm_at = world.timers.now()
+    [healed] = run_until(world, "heal.started", service="web", within_s=10)
+    assert world.agent_actions("web", "stop")[0].at >= calm_at + 5.0  # its check's period
+    assert healed["reason"] == "unhealthy"
+    assert not world.violations
+
+
+def test_a_deferred_service_that_recovers_when_the_pressure_ends_is_not_healed():
+    world = quiet_world()
+    world.host = PRESSED
+    run_until(world, "pressure.started", within_s=5)
+    time_out(world, "web")
+    run_until(world, "heal.deferred", service="web")
+    world.host = CALM
+    run_until(world, "pressure.ended", within_s=5)
+    world.engine.containers[world.cid("web")].broken = False
+    world.engine.set_health(world.cid("web"), "healthy")  # its next check passes
+    world.run_for(20)
+    assert world.agent_actions("web", "stop") == []
+    assert world.agent.board.row("web")["status"] == "running"
+    assert not world.violations
+
+
+def test_a_storm_of_timeouts_on_a_calm_host_defers_the_rest():
+    """Three of five services time out at once: the host's figures look calm (a slow disk
+    behind every check, say), but this many at once is the host, not the services."""
+    world = quiet_world()
+    for service in ("web", "db"):
+        time_out(world, service)
+    world.run_for(0.5)
+    assert world.log.events("pressure.started") == []  # two are not a storm
+    time_out(world, "stack")
+    [started] = run_until(world, "pressure.started", within_s=2)
+    assert started["why"] == ["storm"]
+    [deferred] = run_until(world, "heal.deferred", service="stack")
+    assert deferred["why"] == "host_pressure"
+    assert world.agent_actions("stack", "stop") == []
+    # The storm ends a minute after the last service timed out; what still times out then
+    # is healed.
+    run_until(world, "pressure.ended", within_s=70)
+    assert run_until(world, "heal.started", service="stack", within_s=10)
     assert not world.violations

@@ -31,6 +31,7 @@ from supervisor.policy import (
     Policy,
     ProbePolicy,
 )
+from supervisor.pressure import HostSample
 from supervisor.state import Command, Saved
 
 from .sim import (
@@ -158,6 +159,9 @@ class World:
                 sidecar, "sim-sidecar-1", {}, network_mode=f"container:{self.cid('db')}"
             )
         self.recreated = 0
+        self.host = HostSample(cpu_pct=1.0, memory_pct=0.0, io_pct=0.0)  # calm
+        # A quarter of the worlds have a host that gets pressed, and checks that time out.
+        self.pressure_faults = policies is None and seed % 4 == 3
         if policies is None and "tagged" in self.policies:
             for name, labels in SELECTED.items():
                 cid = f"{name}-{seed}".ljust(12, "0")
@@ -202,6 +206,7 @@ class World:
                 sleep=lambda seconds: None,
             ),
             rng=self.rng.random,
+            read_host=lambda: self.host,
             saved=Saved(
                 {k: dict(v) for k, v in self.disk.services.items()},
                 [dict(i) for i in self.disk.intents],
@@ -335,9 +340,11 @@ class World:
             worker = self.rng.choice(ready)
             message = self.dispatcher.take(worker)
             self.current = worker
+            decided = len(self.log.events("heal.started"))
             worker.handle(message)
             self.current = None
             self._check_row(worker)
+            self._check_deferral(worker, decided)
         elif kind in ("effect", "probe"):
             pending = self.effects if kind == "effect" else self.probes
             effect = self.rng.choice(pending.ready(self.timers.now()))
@@ -467,6 +474,7 @@ class World:
                 ("restart", 0.4),
                 ("compose_fails", 0.6),
                 *([("recreate", 1.0), ("vanish", 0.5)] if "tagged" in self.policies else []),
+                *([("pressure", 1.5)] if self.pressure_faults else []),
             ]
         )
         now = self.timers.now()
@@ -483,13 +491,18 @@ class World:
         c = self.engine.containers.get(cid)
         if c is None:
             return  # it vanished and is not back yet
-        if kind == "unhealthy":
+        if kind == "pressure":  # the host gets pressed, or calm again
+            pressed = self.host.cpu_pct >= 50
+            self.host = HostSample(cpu_pct=1.0 if pressed else 95.0, memory_pct=0.0, io_pct=0.0)
+        elif kind == "unhealthy":
             c.broken = self.rng.random() < 0.5  # broken: stays unhealthy after a restart
+            if self.pressure_faults:
+                c.timing_out = self.rng.random() < 0.5
             self.engine.set_health(cid, "unhealthy")
         elif kind == "crash":
             self.engine.do_stop(cid, "world", code=1)
         elif kind == "recover":
-            c.broken, c.probe_ok = False, True
+            c.broken, c.probe_ok, c.timing_out = False, True, False
             self.engine.set_health(cid, "healthy")
         elif kind == "probe":
             c.probe_ok = not c.probe_ok
@@ -660,6 +673,14 @@ class World:
                 continue
             if cid not in recorded and self.owner.get(cid) not in composed:
                 self.violation(f"{cid} was stopped by the agent with no intent on disk")
+
+    def _check_deferral(self, worker: Any, decided: int) -> None:
+        """No heal is decided for a service whose checks time out while the host is pressed."""
+        guard = self.agent.guard
+        if len(self.log.events("heal.started")) == decided or guard is None or not guard.pressed:
+            return
+        if worker.seen is not None and worker.timed_out(worker.seen):
+            self.violation(f"{worker.service}: heal decided on a timeout under host pressure")
 
     def _check_row(self, worker: Any) -> None:
         """What the agent shows is what `docker-supervisor status` computes from the saved

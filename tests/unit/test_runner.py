@@ -48,3 +48,19 @@ def test_a_withdrawn_cycle_leaves_the_queue_and_the_next_is_granted_in_order():
     runner.release(a, 1)
     assert posted.messages == [("c", SlotGranted(7))]
     assert runner.active == 1
+
+
+def test_a_lowered_limit_lets_running_cycles_finish_and_a_raised_one_grants_at_once():
+    posted = Posted()
+    runner = HealRunner(4, posted, submit=lambda fn: None)
+    workers = [Worker(name) for name in "abcdef"]
+    for w in workers[:3]:
+        assert runner.want_slot(w, 1) is None
+    runner.set_limit(2)  # the host got pressed: the three running go on
+    assert runner.want_slot(workers[3], 1) == 3  # queued
+    runner.release(workers[0], 1)
+    assert posted.messages == []  # two still run: the limit is two
+    assert runner.want_slot(workers[4], 1) == 2
+    runner.set_limit(4)  # calm again: both queued are granted at once
+    assert posted.messages == [("d", SlotGranted(1)), ("e", SlotGranted(1))]
+    assert runner.active == 4
