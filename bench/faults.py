@@ -30,6 +30,7 @@ from pathlib import Path
 import docker
 from harness import (
     DEFAULT_AGENT,
+    IMAGE,
     LABEL,
     Agent,
     engine_client,
@@ -400,6 +401,87 @@ while True:
     time.sleep(0.3)
 """
 
+# A memory hog capped by its container: memory pressure (PSI counts its stalls host-wide)
+# without risking the host's own memory.
+HOG = ["sh", "-c", "while :; do tail /dev/zero; done"]
+
+
+def storm_run(guarded: bool, count: int, broken: int, noise: int, load_s: float):
+    """One storm: `count` supervised services and `broken` that really fail, on a host
+    pressed by `noise` more containers with a health check every second (each check an
+    exec: the load that made checks time out on a host of 200 containers) and a memory hog
+    in a capped container."""
+    name = "storm-on" if guarded else "storm-off"
+    extra = () if guarded else ("--no-pressure-guard",)
+    s = Setup(name, count + broken, *extra, interval="2s")
+    load: list = []
+    hog = None
+    try:
+        slow, bad = s.containers[:count], s.containers[count:]
+        service = {c.id: c.name.rsplit("-", 1)[-1] for c in s.containers}
+        began = time.time()
+        load = make_containers(s.client, s.run_id, noise, 1.0, "noise")
+        hog = s.client.containers.run(
+            IMAGE, HOG, detach=True, mem_limit="128m", memswap_limit="128m",
+            labels={LABEL: s.run_id},
+        )  # fmt: skip
+        broke_at = time.time()
+        for c in bad:
+            c.exec_run(["rm", "/tmp/healthy"])
+        time.sleep(load_s)
+        for c in [*load, hog]:
+            c.remove(force=True)
+        load, hog = [], None
+        calm_at = time.time()
+        wait_healthy(s.client, bad + slow, timeout_s=300)
+        settled = time.time()
+
+        def stops(containers, until=None) -> int:
+            return sum(
+                1
+                for c in containers
+                for line in s.lines("heal.stopping", service=service[c.id])
+                if until is None or ts(line) < until
+            )
+
+        healed = []
+        for c in bad:  # the first recovery after it was broken (one before is a timeout's)
+            after = [ts(x) for x in s.lines("heal.recovered", service=service[c.id])]
+            after = [at for at in after if at > broke_at]
+            if after:
+                healed.append(after[0] - broke_at)
+        pressure = s.lines("pressure.started")
+        return {
+            "restarts_of_slow_under_load": stops(slow, calm_at),
+            "restarts_of_slow_after": stops(slow) - stops(slow, calm_at),
+            "restarts_of_broken": stops(bad),
+            "deferred": len({line["service"] for line in s.lines("heal.deferred")}),
+            "broken_healed_s": statistics.median(healed) if healed else None,
+            "all_healthy_after_load_s": round(settled - calm_at, 1),
+            "pressure": [p["why"] for p in pressure][:3],
+            "load_s": round(calm_at - began, 1),
+        }
+    finally:
+        s.close()  # removes the load's containers too (they carry the run's label)
+
+
+def fault_storm(count: int = 12, broken: int = 3, noise: int = 45) -> None:
+    load_s = 90.0
+    on = storm_run(True, count, broken, noise, load_s)
+    off = storm_run(False, count, broken, noise, load_s)
+    report(
+        f"storm: {noise} more containers checked every second, and a memory hog, {load_s:g} s",
+        f"{count} light services, {broken} broken; with the guard, then without",
+        2,
+        f"restarts of the {count} under load: {on['restarts_of_slow_under_load']} with, "
+        f"{off['restarts_of_slow_under_load']} without",
+        f"broken healed in {on['broken_healed_s']} s with, {off['broken_healed_s']} s without; "
+        f"all healthy {on['all_healthy_after_load_s']} s / {off['all_healthy_after_load_s']} s "
+        f"after the load; deferred {on['deferred']}; pressure {on['pressure']}",
+    )
+    print(json.dumps({"with_guard": on, "without_guard": off}, indent=2), flush=True)
+
+
 FAULTS = {
     "dockerd-kill": fault_dockerd_kill,
     "dockerd-freeze": fault_dockerd_freeze,
@@ -408,6 +490,7 @@ FAULTS = {
     "compose-hang": fault_compose_hang,
     "incident": fault_incident,
     "crash-loop": fault_crash_loop,
+    "storm": fault_storm,
 }
 
 

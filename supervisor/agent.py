@@ -55,6 +55,10 @@ DEFAULT_HEAL_CONCURRENCY = 4
 DEFAULT_RELIST_S = 60.0
 HEARTBEAT_S = 5.0
 PRESSURE_S = 2.0  # how often the host's pressure is read (PSI's avg10 moves slowly)
+# Deferred services whose health log is read again each time: a check that now fails
+# rather than times out is a broken service, pressure or not. Bounded, so that a storm of
+# deferrals adds at most this many calls every PRESSURE_S to a busy engine.
+REFRESH_PER_SAMPLE = 5
 HEARTBEAT_TIMEOUT_S = 3.0
 KEEPER_S = 2.0
 # How long stop() waits for cycles to start what they stopped.
@@ -144,6 +148,7 @@ class Agent:
             PressureGuard(pressure, ceiling=heal_concurrency) if pressure is not None else None
         )
         self._pressed_at = 0.0
+        self._refresh_turn = 0
         self.metrics: Metrics | None = None
         self._metrics_addr = metrics_addr
         if metrics_addr is not None:
@@ -237,6 +242,8 @@ class Agent:
         self._cancel_ticks(service)
         if self.metrics is not None:
             self.metrics.forget(service)
+        if self.guard is not None:
+            self.guard.forget(service)
         if worker is not None:
             self.dispatcher.post(worker, Remove())
 
@@ -508,6 +515,20 @@ class Agent:
         change = self.guard.sample(sample, self.timers.now(), services)
         if change is not None:
             self._pressure_changed(change)
+        self._refresh_deferred()
+
+    def _refresh_deferred(self) -> None:
+        """Read the health log of a few deferred services again, in turn."""
+        deferred = self.guard.deferred() if self.guard is not None else []
+        if not deferred or not self.view.synced:
+            return
+        start = self._refresh_turn % len(deferred)
+        for service in (deferred[start:] + deferred[:start])[:REFRESH_PER_SAMPLE]:
+            worker = self.router.get(service)
+            seen = worker.seen if worker is not None else None
+            if seen is not None and seen.container is not None:
+                self.view.refresh(seen.container.id)
+        self._refresh_turn += REFRESH_PER_SAMPLE
 
     def _pressure_changed(self, change: Any) -> None:
         """The guard began or stopped deferring: say so once, lower or restore the heal

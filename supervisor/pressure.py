@@ -38,7 +38,7 @@ class Thresholds:
     io_pct: float = 60.0
     load_per_core: float = 4.0  # without PSI
     memory_available_pct: float = 5.0  # without PSI: below this is pressure
-    calm_ratio: float = 0.5  # calm again below this share of every enter threshold
+    calm_ratio: float = 0.75  # calm again below this share of every enter threshold
     storm_share: float = 0.25  # of the supervised services turning bad by timeout...
     storm_min: int = 3  # ...and at least this many...
     storm_window_s: float = 60.0  # ...within this long
@@ -117,7 +117,8 @@ class PressureGuard:
     _turned: dict[str, float] = field(default_factory=dict)  # service -> when it timed out
     _storm: bool = False
     _calm_since: float | None = None
-    _deferred: set[str] = field(default_factory=set)
+    _deferred: set[str] = field(default_factory=set)  # waiting now
+    _told: set[str] = field(default_factory=set)  # said this episode
     last: HostSample | None = None
 
     @property
@@ -160,15 +161,27 @@ class PressureGuard:
             return self._change(before, now)
 
     def defer(self, service: str) -> bool:
-        """Record that `service`'s heal waits for the pressure; True the first time."""
+        """Record that `service`'s heal waits for the pressure; True the first time this
+        episode (a service that flaps between timeouts and passes is said once)."""
         with self._lock:
-            new = service not in self._deferred
+            new = service not in self._told
             self._deferred.add(service)
+            self._told.add(service)
             return new
+
+    def undefer(self, service: str) -> None:
+        """Its checks no longer time out: nothing of it waits for the pressure."""
+        with self._lock:
+            self._deferred.discard(service)
+
+    def deferred(self) -> list[str]:
+        with self._lock:
+            return sorted(self._deferred)
 
     def forget(self, service: str) -> None:
         with self._lock:
             self._deferred.discard(service)
+            self._told.discard(service)
             self._turned.pop(service, None)
 
     def _recent(self, now: float) -> list[str]:
@@ -184,10 +197,11 @@ class PressureGuard:
         if after == before:
             return None
         why = list(self._host_why) + (["storm"] if self._storm else [])
-        deferred = len(self._deferred)
+        deferred = len(self._told)
         if not after:
             self._calm_since = now
             self._deferred.clear()
+            self._told.clear()
         return Change(after, why, self.last, deferred)
 
 

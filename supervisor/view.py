@@ -367,6 +367,27 @@ class ContainerView:
                 self._notify(change)
         return inspected
 
+    def refresh(self, container_id: str) -> None:
+        """Inspect one container again, for what no event carries (a health log that
+        changes while the health status does not), and tell. Never raises."""
+        with self._changed:
+            began = self._seq
+            if container_id not in self._containers:
+                return
+        try:
+            container = self._source.inspect_container(container_id)
+        except (ContainerGone, EngineError):
+            return  # the next event or listing says what happened
+        with self._changed:
+            # An event applied meanwhile is newer than what was just read.
+            if container_id not in self._containers or (
+                self._last_event_seq.get(container_id, -1) > began
+            ):
+                return
+            self._containers[container_id] = container
+            self._changed.notify_all()
+        self._notify(ViewEvent(container_id, "refresh", False, container))
+
     def _forget(self, cid: str) -> None:
         self._containers.pop(cid, None)
         for bag in (self._oom, self._kill_pending):

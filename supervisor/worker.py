@@ -244,6 +244,7 @@ class Worker:
         if not self.timed_out(seen):
             if seen.reason != REASON_ENGINE_UNREACHABLE:
                 self.timed_out_since = None
+                guard.undefer(self.service)
             return
         if self.timed_out_since is None:
             self.timed_out_since = now

@@ -199,6 +199,19 @@ class AgentProcess:
             self.proc.wait(10)
 
 
+def scrape_metrics(port: int) -> dict[str, float]:
+    """The agent's metrics endpoint on this port: each sample (name and labels) -> value."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
 def write_policy(directory: Path, service: str, **sections: Any) -> Path:
     """Write a policy file from keyword sections (match=..., check=..., heal=...)."""
     import yaml

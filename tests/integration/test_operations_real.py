@@ -12,7 +12,7 @@ import pytest
 
 from supervisor.state import save_state
 from tests.integration.conftest import file_healthcheck, health_of
-from tests.support import FAST_HEAL, REPO, run_cli, wait_for, write_policy
+from tests.support import FAST_HEAL, REPO, run_cli, scrape_metrics, wait_for, write_policy
 
 pytestmark = pytest.mark.engine
 
@@ -273,8 +273,6 @@ def free_port() -> int:
 
 
 def test_metrics_endpoint_is_scraped(client, containers, agents, tmp_path):
-    import urllib.request
-
     c = containers.run("metered", healthcheck=file_healthcheck())
     wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
     write_policy(
@@ -287,18 +285,11 @@ def test_metrics_endpoint_is_scraped(client, containers, agents, tmp_path):
     agent.wait_event("heal.recovered", service="metered")
     agent.wait_event("service.status", service="metered", status="running")
 
-    def scrape() -> dict[str, float]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-        return {
-            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line and not line.startswith("#")
-        }
-
     metrics = wait_for(
         lambda: (
-            (m := scrape()).get('supervisor_service_status{service="metered",status="running"}')
+            (m := scrape_metrics(port)).get(
+                'supervisor_service_status{service="metered",status="running"}'
+            )
             == 1.0
             and m
         ),

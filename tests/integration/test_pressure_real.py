@@ -6,13 +6,11 @@ tested here is the agent's reading of Docker's health log and its decisions, not
 the test machine happens to be (bench/pressure.py and `bench/faults.py storm` measure that).
 """
 
-import urllib.request
-
 import pytest
 
 from tests.integration.conftest import SECOND_NS, health_of
 from tests.integration.test_operations_real import free_port
-from tests.support import FAST_HEAL, wait_for, write_policy
+from tests.support import FAST_HEAL, scrape_metrics, wait_for, write_policy
 
 pytestmark = pytest.mark.engine
 
@@ -26,16 +24,6 @@ SLOW_OR_FAILING = {
     "timeout": SECOND_NS,
     "retries": 1,
 }
-
-
-def scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        text = r.read().decode()
-    return {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and not line.startswith("#")
-    }
 
 
 def test_timed_out_checks_wait_under_pressure_and_failed_checks_heal(
@@ -68,13 +56,13 @@ def test_timed_out_checks_wait_under_pressure_and_failed_checks_heal(
     log = client.api.inspect_container(slow.id)["State"]["Health"]["Log"]
     assert log[-1]["ExitCode"] == -1 and log[-1]["Output"].startswith("Health check exceeded")
     agent.wait_event("service.status", service="slow", reason="host_pressure")
-    checks = scrape(port)['supervisor_checks_total{service="slow"}']
+    checks = scrape_metrics(port)['supervisor_checks_total{service="slow"}']
     wait_for(
-        lambda: scrape(port)['supervisor_checks_total{service="slow"}'] >= checks + 3,
+        lambda: scrape_metrics(port)['supervisor_checks_total{service="slow"}'] >= checks + 3,
         15,
         "three more checks of slow",
     )
-    metrics = scrape(port)
+    metrics = scrape_metrics(port)
     assert metrics["supervisor_host_pressure"] == 1.0
     assert metrics['supervisor_service_flag{flag="deferred",service="slow"}'] == 1.0
     assert agent.events("heal.started", service="slow") == []

@@ -4,29 +4,20 @@ the command line, metrics and notifications per expanded service."""
 
 import json
 import sys
-import urllib.request
 
 import pytest
 
 from tests.integration.conftest import RUN_ID, file_healthcheck, health_of
 from tests.integration.test_operations_real import free_port
-from tests.support import FAST_HEAL, run_cli, wait_for, write_policy
+from tests.support import FAST_HEAL, run_cli, scrape_metrics, wait_for, write_policy
 
 pytestmark = pytest.mark.engine
 
 SELECTED = "dst.selected"
 
 
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        return r.read().decode()
-
-
 def checks_of(port: int, service: str) -> float:
-    for line in scrape(port).splitlines():
-        if line.startswith(f'supervisor_checks_total{{service="{service}"}}'):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return scrape_metrics(port).get(f'supervisor_checks_total{{service="{service}"}}', 0.0)
 
 
 def test_a_selector_supervises_each_labelled_container_as_its_own_service(
@@ -94,7 +85,7 @@ def test_a_selector_supervises_each_labelled_container_as_its_own_service(
     b.remove(force=True, v=False)
     removed = agent.wait_event("selector.removed", 30, service=b.name)
     assert removed["why"] == "gone"
-    assert f'service="{b.name}"' not in scrape(port)
+    assert not [sample for sample in scrape_metrics(port) if f'service="{b.name}"' in sample]
     assert health_of(client, a) == "healthy"
     assert agent.stop() == 0
 

@@ -13,13 +13,13 @@ import pytest
 
 from supervisor.cycle import DEPENDENTS
 from supervisor.errors import EngineError, PolicyError
-from supervisor.policy import CheckPolicy, LoadResult, Match, Policy, ProbePolicy
+from supervisor.policy import LoadResult, Match, ProbePolicy
 from supervisor.pressure import HostSample
 from supervisor.state import Command, Saved
 
 from .run import replay_command
 from .sim import SimContainer
-from .world import FAST_HEAL, POLICY_DIR, World, make_policies
+from .world import POLICY_DIR, TAGGED, World, make_policies
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "40"))
 STEPS = 600
@@ -331,14 +331,7 @@ def test_a_container_that_crashed_after_a_failed_stop_is_not_the_agents_to_start
 
 def selector_world() -> World:
     """The usual services and a selector policy for every container labelled autoheal=true."""
-    tagged = Policy(
-        service="tagged",
-        match=Match(selector={"autoheal": "true"}),
-        check=CheckPolicy(interval_s=5),
-        heal=FAST_HEAL,
-        source=POLICY_DIR / "tagged.yaml",
-    )
-    return quiet_world(policies={**make_policies(), "tagged": tagged})
+    return quiet_world(policies={**make_policies(), "tagged": TAGGED})
 
 
 def run_container(world: World, cid: str, name: str, **labels: str) -> str:
@@ -433,13 +426,7 @@ def test_expanded_services_keep_their_names_and_holds_across_an_agent_restart():
 
 
 def test_the_agent_is_ready_with_only_a_selector_once_its_services_were_looked_at():
-    tagged = Policy(
-        service="tagged",
-        match=Match(selector={}),  # all
-        check=CheckPolicy(interval_s=5),
-        heal=FAST_HEAL,
-        source=POLICY_DIR / "tagged.yaml",
-    )
+    tagged = replace(TAGGED, match=Match(selector={}))  # all
     world = World(seed=7, faults=False, connect_after_s=2.0, policies={"tagged": tagged})
     world.latency = lambda worker: 0.01
     world.engine.containers["solo".ljust(12, "0")] = SimContainer("solo".ljust(12, "0"), "solo", {})
@@ -488,7 +475,7 @@ def test_timed_out_checks_wait_out_host_pressure_while_failed_ones_heal():
     world.host = CALM
     [ended] = run_until(world, "pressure.ended", within_s=5)
     assert ended["deferred"] == 1 and world.agent.runner.concurrency == 2
-    calm_at = world.timers.now()
+    calm_at = world.agent.guard.calm_since()
     [healed] = run_until(world, "heal.started", service="web", within_s=10)
     assert world.agent_actions("web", "stop")[0].at >= calm_at + 5.0  # its check's period
     assert healed["reason"] == "unhealthy"
@@ -529,4 +516,20 @@ def test_a_storm_of_timeouts_on_a_calm_host_defers_the_rest():
     # is healed.
     run_until(world, "pressure.ended", within_s=70)
     assert run_until(world, "heal.started", service="stack", within_s=10)
+    assert not world.violations
+
+
+def test_a_deferred_service_whose_checks_then_fail_is_healed_under_pressure():
+    """Its checks timed out while the host was pressed; the host stays pressed, but the
+    checks now complete, and fail: a broken service, healed without waiting for calm."""
+    world = quiet_world()
+    world.host = PRESSED
+    run_until(world, "pressure.started", within_s=5)
+    time_out(world, "web")
+    run_until(world, "heal.deferred", service="web")
+    world.run_for(6)
+    assert world.agent_actions("web", "stop") == []
+    world.engine.containers[world.cid("web")].timing_out = False  # no event says so
+    [healed] = run_until(world, "heal.started", service="web", within_s=10)
+    assert healed["reason"] == "unhealthy" and world.agent.guard.pressed
     assert not world.violations

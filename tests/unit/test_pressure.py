@@ -20,19 +20,22 @@ from supervisor.status import Status
 CALM = HostSample(cpu_pct=5.0, memory_pct=0.0, io_pct=1.0)
 
 
-def test_the_host_is_pressed_at_a_threshold_and_calm_only_below_half_of_each():
+def test_the_host_is_pressed_at_a_threshold_and_calm_only_below_three_quarters_of_each():
     guard = PressureGuard(Thresholds(), ceiling=4)
     assert guard.sample(CALM, 0.0, 10) is None and guard.limit() == 4
     change = guard.sample(HostSample(cpu_pct=60.0, memory_pct=0.0, io_pct=1.0), 2.0, 10)
     assert (change.pressed, change.why) == (True, ["cpu"]) and guard.limit() == 2
-    # Below the threshold but above half of it: still pressed (no flapping).
-    assert guard.sample(HostSample(cpu_pct=31.0, memory_pct=0.0, io_pct=1.0), 4.0, 10) is None
+    # Below the threshold but above three quarters of it: still pressed (no flapping).
+    assert guard.sample(HostSample(cpu_pct=45.0, memory_pct=0.0, io_pct=1.0), 4.0, 10) is None
     assert guard.pressed and guard.calm_since() is None
     assert guard.defer("web") and not guard.defer("web")  # the first time only
-    change = guard.sample(HostSample(cpu_pct=29.0, memory_pct=0.0, io_pct=1.0), 6.0, 10)
+    change = guard.sample(HostSample(cpu_pct=44.9, memory_pct=0.0, io_pct=1.0), 6.0, 10)
     assert (change.pressed, change.deferred) == (False, 1)
     assert guard.calm_since() == 6.0 and guard.limit() == 4
     assert guard.defer("web")  # a new episode is said again
+    assert guard.deferred() == ["web"]
+    guard.undefer("web")  # its check passed, or failed for real
+    assert guard.deferred() == [] and not guard.defer("web")  # said once this episode
 
 
 @pytest.mark.parametrize(
