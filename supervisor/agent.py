@@ -511,8 +511,7 @@ class Agent:
         except OSError as e:
             log_event(log, logging.WARNING, "pressure.unreadable", str(e), error=str(e))
             return
-        services = len(self._singles) + len(self._expanded)
-        change = self.guard.sample(sample, self.timers.now(), services)
+        change = self.guard.sample(sample, self.timers.now())
         if change is not None:
             self._pressure_changed(change)
         self._refresh_deferred()

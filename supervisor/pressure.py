@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,36 +123,39 @@ class PressureGuard:
     @property
     def pressed(self) -> bool:
         with self._lock:
-            return bool(self._host_why) or self._storm
+            return self._pressed()
+
+    def _pressed(self) -> bool:
+        return bool(self._host_why) or self._storm
 
     def calm_since(self) -> float | None:
         """When the last pressure ended (None while pressed, or if there never was any)."""
         with self._lock:
-            return None if (self._host_why or self._storm) else self._calm_since
+            return None if self._pressed() else self._calm_since
 
     def limit(self) -> int:
         """The heal concurrency now: the ceiling, halved (at least 1) under pressure."""
         return max(1, self.ceiling // 2) if self.pressed else self.ceiling
 
-    def sample(self, sample: HostSample, now: float, services: int) -> Change | None:
-        """A new reading of the host (and the number of supervised services)."""
+    def sample(self, sample: HostSample, now: float) -> Change | None:
+        """A new reading of the host."""
         with self._lock:
             self.last = sample
-            before = bool(self._host_why) or self._storm
+            before = self._pressed()
             if self._host_why:
                 still = sample.over(self.thresholds, self.thresholds.calm_ratio)
                 self._host_why = still  # calm only once every figure is below calm
             else:
                 self._host_why = sample.over(self.thresholds)
-            self._end_storm_if_over(now, services)
+            self._end_storm_if_over(now)
             return self._change(before, now)
 
     def timed_out(self, service: str, now: float, services: int) -> Change | None:
         """A service turned bad because its checks timed out (said once per episode)."""
         with self._lock:
-            before = bool(self._host_why) or self._storm
+            before = self._pressed()
             self._turned[service] = now
-            self._end_storm_if_over(now, services)
+            self._end_storm_if_over(now)
             recent = self._recent(now)
             t = self.thresholds
             if len(recent) >= max(t.storm_min, t.storm_share * services):
@@ -188,12 +190,12 @@ class PressureGuard:
         since = now - self.thresholds.storm_window_s
         return [s for s, at in self._turned.items() if at >= since]
 
-    def _end_storm_if_over(self, now: float, services: int) -> None:
+    def _end_storm_if_over(self, now: float) -> None:
         if self._storm and not self._recent(now):
             self._storm = False
 
     def _change(self, before: bool, now: float) -> Change | None:
-        after = bool(self._host_why) or self._storm
+        after = self._pressed()
         if after == before:
             return None
         why = list(self._host_why) + (["storm"] if self._storm else [])
@@ -221,6 +223,3 @@ def _is_timeout(entry: dict) -> bool:
     # Docker: exit code -1 and "Health check exceeded timeout (1s)" when a check is cut.
     output = str(entry.get("Output") or "")
     return entry.get("ExitCode") == -1 and output.startswith("Health check exceeded timeout")
-
-
-Reader = Callable[[], HostSample]

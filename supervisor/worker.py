@@ -406,10 +406,11 @@ class Worker:
         if seen is None or not self.supervised or self.retired:
             return  # a removed service's row is gone; a successor's is not ours to write
         now = self.now()
+        facts = self.facts(seen, now)
         row = build_row(
             self.policy,
             seen,
-            self.facts(seen, now),
+            facts,
             self.tracker,
             now,
             phase=self.cycle.phase if self.cycle else None,
@@ -417,7 +418,7 @@ class Worker:
             manual_stop=self.manual_stop,
             last_heal=self.last_heal,
             policy_digest=self.digest,
-            deferred=self.deferred_until(seen, now) is not None,
+            deferred=facts.deferred,
         )
         self.ctx.board.publish(self.service, row, seen.detail)
 

@@ -22,14 +22,14 @@ CALM = HostSample(cpu_pct=5.0, memory_pct=0.0, io_pct=1.0)
 
 def test_the_host_is_pressed_at_a_threshold_and_calm_only_below_three_quarters_of_each():
     guard = PressureGuard(Thresholds(), ceiling=4)
-    assert guard.sample(CALM, 0.0, 10) is None and guard.limit() == 4
-    change = guard.sample(HostSample(cpu_pct=60.0, memory_pct=0.0, io_pct=1.0), 2.0, 10)
+    assert guard.sample(CALM, 0.0) is None and guard.limit() == 4
+    change = guard.sample(HostSample(cpu_pct=60.0, memory_pct=0.0, io_pct=1.0), 2.0)
     assert (change.pressed, change.why) == (True, ["cpu"]) and guard.limit() == 2
     # Below the threshold but above three quarters of it: still pressed (no flapping).
-    assert guard.sample(HostSample(cpu_pct=45.0, memory_pct=0.0, io_pct=1.0), 4.0, 10) is None
+    assert guard.sample(HostSample(cpu_pct=45.0, memory_pct=0.0, io_pct=1.0), 4.0) is None
     assert guard.pressed and guard.calm_since() is None
     assert guard.defer("web") and not guard.defer("web")  # the first time only
-    change = guard.sample(HostSample(cpu_pct=44.9, memory_pct=0.0, io_pct=1.0), 6.0, 10)
+    change = guard.sample(HostSample(cpu_pct=44.9, memory_pct=0.0, io_pct=1.0), 6.0)
     assert (change.pressed, change.deferred) == (False, 1)
     assert guard.calm_since() == 6.0 and guard.limit() == 4
     assert guard.defer("web")  # a new episode is said again
@@ -63,8 +63,8 @@ def test_a_storm_is_a_share_of_the_services_timing_out_within_a_minute():
     assert guard.timed_out("d", 30.0, 20) is None  # 4 of 20: a quarter is 5
     change = guard.timed_out("e", 40.0, 20)
     assert (change.pressed, change.why) == (True, ["storm"]) and guard.limit() == 1
-    assert guard.sample(CALM, 99.0, 20) is None  # e timed out 59 s ago: the storm lasts
-    change = guard.sample(CALM, 100.1, 20)
+    assert guard.sample(CALM, 99.0) is None  # e timed out 59 s ago: the storm lasts
+    change = guard.sample(CALM, 100.1)
     assert change.pressed is False and guard.calm_since() == 100.1
     # Of a few services, three at once make a storm.
     small = PressureGuard(Thresholds(), ceiling=2)
