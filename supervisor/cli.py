@@ -726,7 +726,9 @@ def _find_policy(args: argparse.Namespace) -> Policy:
         from .selector import in_force
         from .state import default_state_dir, load_state
 
-        saved = load_state(args.state_dir or default_state_dir(), move_aside=False).services
+        # start, stop and restart take no --state-dir: the default one names them then.
+        state_dir = getattr(args, "state_dir", None) or default_state_dir()
+        saved = load_state(state_dir, move_aside=False).services
         engine = Engine()
         try:
             containers = engine.list_containers()

@@ -81,6 +81,11 @@ def test_a_selector_supervises_each_labelled_container_as_its_own_service(
     assert rows[a.name]["restarts_in_window"] == 1
     assert (rows[c.name]["status"], rows[c.name]["reason"]) == ("error", "held")
 
+    # The lifecycle commands (which take no --state-dir) take an expanded name too.
+    restarted = run_cli("restart", b.name, "--policies", str(policies))
+    assert restarted.returncode == 0, restarted.stderr
+    assert restarted.stdout.strip() == f"{b.name}: running"
+
     # docker rm -f: forgotten once gone a while, its row and its series with it.
     b.remove(force=True, v=False)
     removed = agent.wait_event("selector.removed", 30, service=b.name)
