@@ -175,6 +175,11 @@ class ContainerView:
     def synced(self) -> bool:
         return self._synced
 
+    @property
+    def answered(self) -> bool:
+        """The first listing has an outcome (synced or not): until then, nothing is known."""
+        return self._reported is not None
+
     def containers(self) -> list[Any]:
         with self._changed:
             return list(self._containers.values())

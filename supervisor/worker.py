@@ -215,6 +215,8 @@ class Worker:
         return until if now < until else None
 
     def look(self, cause: str) -> None:
+        if not self.ctx.view.answered:
+            return  # not "unreachable": unknown; the view's first outcome has everyone look
         now = self.now()
         seen = self.observe(cause)
         self.seen = seen

@@ -450,6 +450,24 @@ def time_out(world: World, service: str) -> None:
     world.engine.set_health(cid, "unhealthy")
 
 
+def test_pressure_before_the_first_listing_does_not_make_the_agent_ready():
+    # A pressed host lists slowly: the first sample (2 s) comes before the engine's answer
+    # (8 s), and has every worker look. A look before the view's first outcome says nothing.
+    world = World(seed=7, faults=False, connect_after_s=8.0)
+    world.latency = lambda worker: 0.01
+    world.host = PRESSED
+    run_until(world, "pressure.started", within_s=5)
+    assert world.log.events("pressure.started") and not world.agent.view.synced
+    world.run_for(1)
+    assert not world.agent.board.ready
+    assert world.log.events("service.status") == []  # no "engine_unreachable" row
+    world.run_for(8)
+    assert world.agent.board.ready
+    assert {row["status"] for row in world.agent.board.rows().values()} == {"running"}
+    assert not world.log.events("service.status", reason="engine_unreachable")
+    assert not world.violations
+
+
 def test_timed_out_checks_wait_out_host_pressure_while_failed_ones_heal():
     world = quiet_world()
     world.host = PRESSED
