@@ -45,7 +45,7 @@ from .router import Router
 from .runner import HealRunner
 from .selector import Identity, expand, saved_names
 from .state import Command, Saved, StateWriter, load_state
-from .timers import SchedulerTimers
+from .timers import SchedulerTimers, Ticks
 from .view import ContainerView
 from .worker import Context, Worker
 
@@ -185,7 +185,7 @@ class Agent:
             pressure_changed=self._pressure_changed,
             services=lambda: len(self._singles) + len(self._expanded),
         )
-        self._ticks: dict[str, Any] = {}
+        self._ticks = Ticks(self.timers, lambda service: self._post(service, Look("tick")))
         # What is in force: the policies for one service, the selector policies, and the
         # services these expanded to. Changed under _membership only; the workers' own copy
         # of a policy may lag (a NewPolicy on its way), these never do.
@@ -230,7 +230,7 @@ class Agent:
         worker = Worker(policy, self.context, saved)
         self.router.add(worker)
         self.board.expect(policy.service, saved)
-        self._schedule_ticks(worker, policy.check.interval_s)
+        self._ticks.add(policy.service, policy.check.interval_s)
 
     def _retire(self, service: str) -> None:
         """No longer supervise `service`: its worker ends what it does, its row goes."""
@@ -239,24 +239,13 @@ class Agent:
             worker.retired = True
         self.router.remove(service)
         self.board.drop(service)
-        self._cancel_ticks(service)
+        self._ticks.remove(service)
         if self.metrics is not None:
             self.metrics.forget(service)
         if self.guard is not None:
             self.guard.forget(service)
         if worker is not None:
             self.dispatcher.post(worker, Remove())
-
-    def _schedule_ticks(self, worker: Worker, interval_s: float) -> None:
-        self._cancel_ticks(worker.service)
-        self._ticks[worker.service] = self.timers.every(
-            interval_s, self.dispatcher.post, worker, Look("tick"), first_s=interval_s
-        )
-
-    def _cancel_ticks(self, service: str) -> None:
-        tick = self._ticks.pop(service, None)
-        if tick is not None:
-            tick.cancel()
 
     def _post(self, service: str, message: Any) -> None:
         worker = self.router.get(service)
@@ -342,7 +331,7 @@ class Agent:
             return
         self.dispatcher.post(worker, NewPolicy(policy))
         if before.check.interval_s != policy.check.interval_s:
-            self._schedule_ticks(worker, policy.check.interval_s)
+            self._ticks.add(policy.service, policy.check.interval_s)
 
     def _in_force(self) -> list[Policy]:
         return [*self._singles.values(), *self._expanded.values()]

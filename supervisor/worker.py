@@ -227,16 +227,22 @@ class Worker:
         if self.ctx.metrics is not None and not self.retired:
             self.ctx.metrics.checked(self.service)
         self._note_timeout(seen, now)
+        facts: Facts | None = None
         if self.cycle is not None:
             self.cycle.look(seen)
         else:
-            why = may_heal(self.facts(seen, now)).why
+            facts = self.facts(seen, now)
+            why = may_heal(facts).why
             if why == WHY_HOST_PRESSURE:
                 self._defer(seen, now)
+                facts = None
             elif why not in WATCH_ONLY:
                 decision = self.tracker.decide(seen.status, seen.reason, now, seen.started_at)
                 self._act(decision, seen)
-        self.publish()
+                if decision.action != healing.NOTHING:
+                    facts = None  # an attempt, a give-up or a reset: the facts moved
+        # The facts of a look that did nothing still hold (the common case, every tick).
+        self.publish(facts)
 
     def _note_timeout(self, seen: Observation, now: float) -> None:
         """Tell the guard once when the checks start timing out (it counts storms)."""
@@ -403,12 +409,13 @@ class Worker:
 
     # Publishing.
 
-    def publish(self) -> None:
+    def publish(self, facts: Facts | None = None) -> None:
         seen = self.seen
         if seen is None or not self.supervised or self.retired:
             return  # a removed service's row is gone; a successor's is not ours to write
         now = self.now()
-        facts = self.facts(seen, now)
+        if facts is None:
+            facts = self.facts(seen, now)
         row = build_row(
             self.policy,
             seen,
