@@ -19,7 +19,7 @@ from supervisor.state import Command, Saved
 
 from .run import replay_command
 from .sim import SimContainer
-from .world import POLICY_DIR, TAGGED, World, make_policies
+from .world import POLICY_DIR, PROJECT, TAGGED, World, make_policies
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "40"))
 STEPS = 600
@@ -436,6 +436,45 @@ def test_the_agent_is_ready_with_only_a_selector_once_its_services_were_looked_a
     assert world.agent.board.ready
     assert sorted(world.agent.board.rows()) == ["solo"]  # its one container, all selected
     assert not world.violations
+
+
+def quiet_engine_calls(supervised: int, containers: int = 45) -> tuple[int, list[str]]:
+    """The engine calls in ten quiet minutes with 5 + `supervised` policies, over the same
+    5 + `containers` containers; and the looks the workers took meanwhile."""
+    policies = make_policies()
+    names = [f"extra{i:02d}" for i in range(containers)]
+    for name in names[:supervised]:
+        policies[name] = replace(
+            policies["web"],
+            service=name,
+            match=Match(compose_service=name),
+            source=POLICY_DIR / f"{name}.yaml",
+        )
+    world = World(seed=7, faults=False, connect_after_s=0.0, policies=policies)
+    world.latency = lambda worker: 0.01
+    for name in names[supervised:]:  # the same containers, nobody's here
+        cid = f"{name}-7".ljust(12, "0")
+        labels = {"com.docker.compose.service": name, "com.docker.compose.project": PROJECT}
+        world.engine.containers[cid] = SimContainer(cid, f"{PROJECT}-{name}-1", labels)
+    world.run_for(30)
+    assert world.agent.board.ready
+    looks: list[str] = []
+    for worker in world.agent.router.workers():
+        look = worker.look
+        worker.look = lambda cause, look=look: (looks.append(cause), look(cause))
+    calls = world.engine.api_calls
+    world.run_for(600)
+    assert not world.violations
+    return world.engine.api_calls - calls, looks
+
+
+def test_the_engine_calls_do_not_follow_the_number_of_policies():
+    few, few_looks = quiet_engine_calls(0)
+    many, many_looks = quiet_engine_calls(45)
+    # Every service ticked all along (every 5 s), and read the view, not the engine:
+    assert few_looks.count("tick") >= 5 * 119 and many_looks.count("tick") >= 50 * 119
+    # a heartbeat every 5 s and a re-listing every 20 s (the world's), whatever the policies.
+    assert few == many == 600 / 5 + 600 / 20
 
 
 PRESSED = HostSample(cpu_pct=95.0, memory_pct=0.0, io_pct=0.0)
