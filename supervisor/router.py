@@ -77,12 +77,16 @@ class Router:
             names = set(self._index.get(change.container_id, ()))
             candidates = list(self._workers.values())
             concerned = [self._workers[n] for n in names if n in self._workers]
-        if container is not None and (verb in IDENTITY_ACTIONS or not names):
+        identity = verb in IDENTITY_ACTIONS or not names
+        if container is not None and identity:
             for worker in candidates:
                 policy = worker.policy
                 if worker.service not in names and discover(
                     policy.match, policy.project, [container]
                 ):
                     concerned.append(worker)
+        # A state change of a container its services already found ("state") leaves who
+        # matches what as it was: they need not match every container again.
+        look = Look("event" if identity else "state")
         for worker in concerned:
-            self._dispatcher.post(worker, Look("event"))
+            self._dispatcher.post(worker, look)

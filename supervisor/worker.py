@@ -148,11 +148,12 @@ class Worker:
         return seen
 
     def _candidates(self, view: Any, cause: str) -> list[Any]:
-        """The containers to match: on a tick, the one found last time if it still matches
-        the policy's only key (any container that appears or changes name since is routed
-        here as an event, and events scan them all); otherwise every container."""
+        """The containers to match: on a tick or a state change of the container found
+        last time, that one if it still matches the policy's only key (any container that
+        appears or changes name since is routed here as an event, and events scan them
+        all); otherwise every container."""
         last = self.seen.container if self.seen is not None else None
-        if cause == "tick" and last is not None and _single_key(self.policy):
+        if cause in ("tick", "state") and last is not None and _single_key(self.policy):
             container = view.get(last.id)
             if container is not None and discover(
                 self.policy.match, self.policy.project, [container]

@@ -477,6 +477,23 @@ def test_the_engine_calls_do_not_follow_the_number_of_policies():
     assert few == many == 600 / 5 + 600 / 20
 
 
+def test_a_state_event_of_a_found_container_is_not_matched_against_every_container():
+    world = quiet_world()
+    web, worker, looked = world.cid("web"), world.worker("web"), []
+    candidates = worker._candidates
+    worker._candidates = lambda view, cause: (
+        lambda found: (looked.append((cause, len(found))), found)[1]
+    )(candidates(view, cause))
+    everyone = len(world.agent.view.containers())
+    world.engine._emit(web, "kill", {"signal": "28"})  # a WINCH: nothing changes hands
+    world.run_for(0.5)
+    assert looked == [("state", 1)]  # its own container, not all of them
+    world.engine._emit(web, "rename", {"name": "/sim-web-1"})  # who matches may change
+    world.run_for(0.5)
+    assert looked[1:] == [("event", everyone)] and everyone > 5
+    assert not world.violations
+
+
 PRESSED = HostSample(cpu_pct=95.0, memory_pct=0.0, io_pct=0.0)
 CALM = HostSample(cpu_pct=1.0, memory_pct=0.0, io_pct=0.0)
 
