@@ -41,6 +41,12 @@ from .timers import Timers
 log = logging.getLogger("supervisor.agent")
 
 
+# Looks after which the containers match as before: a tick, a state change of the container
+# found last time, the host's pressure, a probe's verdict, a recheck, an operator's command.
+# (An identity event, a new policy or the engine's return may change who matches what.)
+SAME_MATCH = frozenset({"tick", "state", "pressure", "probe", "recheck", "command"})
+
+
 @dataclass
 class Context:
     """The parts every worker shares; the composition root (agent.py) fills it in."""
@@ -148,12 +154,12 @@ class Worker:
         return seen
 
     def _candidates(self, view: Any, cause: str) -> list[Any]:
-        """The containers to match: on a tick or a state change of the container found
-        last time, that one if it still matches the policy's only key (any container that
-        appears or changes name since is routed here as an event, and events scan them
-        all); otherwise every container."""
+        """The containers to match: for a look that changes nothing of who matches what
+        (SAME_MATCH), the one found last time if it still matches the policy's only key
+        (any container that appears or changes name since is routed here as an event, and
+        events scan them all); otherwise every container."""
         last = self.seen.container if self.seen is not None else None
-        if cause in ("tick", "state") and last is not None and _single_key(self.policy):
+        if cause in SAME_MATCH and last is not None and _single_key(self.policy):
             container = view.get(last.id)
             if container is not None and discover(
                 self.policy.match, self.policy.project, [container]
