@@ -79,6 +79,17 @@ class EventLog:
         self._stream.close()
 
 
+def client_with_image(timeout_s: float) -> docker.DockerClient | None:
+    """A client of the engine, or None (said on stderr) when the bench image is missing."""
+    client = engine_client(timeout_s)
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        print(f"no image {IMAGE}: run `make images` first", file=sys.stderr)
+        return None
+    return client
+
+
 def make_containers(
     client, run_id: str, count: int, health_interval_s: float, prefix: str, **kwargs
 ):

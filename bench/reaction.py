@@ -36,10 +36,9 @@ import docker
 import psutil
 from harness import (
     DEFAULT_AGENT,
-    IMAGE,
     Agent,
     EventLog,
-    engine_client,
+    client_with_image,
     make_containers,
     wait_healthy,
     write_policies,
@@ -140,11 +139,8 @@ def main() -> int:
     parser.add_argument("--skip-footprint", action="store_true")
     args = parser.parse_args()
 
-    client = engine_client(120)
-    try:
-        client.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        print(f"no image {IMAGE}: run `make images` first", file=sys.stderr)
+    client = client_with_image(120)
+    if client is None:
         return 2
     run_id = f"{os.getpid()}"
     work = Path(tempfile.mkdtemp(prefix="supervisor-bench-"))

@@ -50,7 +50,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
-import docker
 import psutil
 from harness import (
     DEFAULT_AGENT,
@@ -60,7 +59,7 @@ from harness import (
     SECOND_NS,
     Agent,
     EventLog,
-    engine_client,
+    client_with_image,
     write_policies,
 )
 
@@ -364,11 +363,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
-    client = engine_client(300)
-    try:
-        client.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        print(f"no image {IMAGE}: run `make images` first", file=sys.stderr)
+    client = client_with_image(300)
+    if client is None:
         return 2
     work = Path(tempfile.mkdtemp(prefix="supervisor-scale-"))
     results = []
