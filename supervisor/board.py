@@ -27,7 +27,7 @@ SUMMARY_ORDER = ("running", "starting", "stopped", "error", "healing", "held", "
 
 
 class Board:
-    def __init__(self, notifier: Notifier, request_save: Callable[[], Any]) -> None:
+    def __init__(self, notifier: Notifier, request_save: Callable[..., Any]) -> None:
         self._notifier = notifier
         self._request_save = request_save
         self._lock = threading.Lock()
@@ -64,16 +64,27 @@ class Board:
             self._waiting.discard(service)
         self._after_change()
 
-    def publish(self, service: str, row: dict[str, Any], detail: str | None = None) -> None:
+    def publish(
+        self,
+        service: str,
+        row: dict[str, Any],
+        detail: str | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Show `row`; `then` runs once the state file holds it (at once with no state file),
+        so what it logs is never ahead of what `status` reads."""
         with self._lock:
-            if service not in self._rows:
-                return  # removed meanwhile
+            known = service in self._rows
             waiting = service in self._waiting
-            before = {} if waiting else self._rows[service]
-            if row == before:
-                return  # the common case, every tick: nothing to log, count or save
-            self._rows[service] = row
-            self._waiting.discard(service)
+            before = {} if waiting or not known else self._rows[service]
+            if known and row != before:
+                self._rows[service] = row
+                self._waiting.discard(service)
+        if not known or row == before:
+            # Removed meanwhile, or the common case, every tick: nothing to log or count.
+            if then is not None:
+                self._request_save(then=then)
+            return
         shown = (row.get("status"), row.get("reason"), row.get("container"))
         if shown != (before.get("status"), before.get("reason"), before.get("container")):
             status = row.get("status")
@@ -90,7 +101,7 @@ class Board:
                 reason=reason,
                 detail=detail,
             )
-        self._request_save()
+        self._request_save(then=then)
         self._after_change()
 
     def _after_change(self) -> None:

@@ -10,6 +10,7 @@ the worker's looks, probes included, for a start made after this cycle's stop.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -280,13 +281,14 @@ class Cycle:
     def _recovered(self) -> None:
         self._cancel_timer()
         self.w.tracker.record_recovered(self.w.now())
-        self._report(True, None, None)
+        say = self._report(True, None, None)
         w = self.w
         facts = w.facts(w.seen, w.now()) if w.seen else None
         if w.policy.heal.dependents != "restart" or facts is None or facts.held or facts.stopping:
-            self._end()
+            self._end(say)
             return
         self.phase = DEPENDENTS
+        w.publish(then=say)
         journal, service, clock = self.ctx.journal, w.service, w.now
         earlier = self.container.id if self.container else None
 
@@ -336,10 +338,11 @@ class Cycle:
     # Endings.
 
     def _finish(self, recovered: bool, why: str | None, detail: str | None) -> None:
-        self._report(recovered, why, detail)
-        self._end()
+        self._end(self._report(recovered, why, detail))
 
-    def _report(self, recovered: bool, why: str | None, detail: str | None) -> None:
+    def _report(self, recovered: bool, why: str | None, detail: str | None) -> Callable[[], None]:
+        """Record the attempt's outcome; return its log line, to be said once the state
+        file carries the outcome (`status` is never behind the journal)."""
         w, now = self.w, self.w.now()
         duration_s = round(now - self.stop_at, 3) if self.stop_at is not None else 0.0
         fields = dict(
@@ -348,18 +351,6 @@ class Cycle:
             attempt=self.attempt,
             duration_s=duration_s,
         )
-        if recovered:
-            log_event(log, logging.INFO, "heal.recovered", "healthy again", **fields)
-        else:
-            log_event(
-                log,
-                logging.ERROR,
-                "heal.failed",
-                "heal failed",
-                **fields,
-                reason=why,
-                detail=detail,
-            )
         if self.ctx.metrics is not None:
             self.ctx.metrics.healed(w.service, recovered, duration_s)
         self.ctx.notify(
@@ -376,6 +367,22 @@ class Cycle:
             "duration_s": duration_s,
         }
 
+        def say() -> None:
+            if recovered:
+                log_event(log, logging.INFO, "heal.recovered", "healthy again", **fields)
+            else:
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "heal.failed",
+                    "heal failed",
+                    **fields,
+                    reason=why,
+                    detail=detail,
+                )
+
+        return say
+
     def _cancel(self, why: str) -> None:
         seen = self.w.seen
         log_event(
@@ -391,11 +398,11 @@ class Cycle:
         )
         self._end()
 
-    def _end(self) -> None:
+    def _end(self, then: Callable[[], None] | None = None) -> None:
         self._cancel_timer()
         if self.has_slot:
             self.ctx.runner.release(self.w, self.token)
         else:
             self.ctx.runner.withdraw(self.w, self.token)
         self.w.cycle = None
-        self.w.publish()
+        self.w.publish(then=then)

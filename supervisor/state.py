@@ -150,9 +150,11 @@ class StateWriter:
     """Writes the state file on a thread of its own; no lock is held while it writes.
 
     `request()` marks the state dirty; the writer saves the latest snapshot soon after,
-    coalescing bursts into one write. `write_through()` returns once a snapshot taken after
-    the call is on disk (without fsync: it must survive the agent's death, which the page
-    cache does, and an fsync would delay every heal).
+    coalescing bursts into one write. `request(then=fn)` writes at once and calls `fn` on the
+    writer's thread once that write is done (or failed, and said so): a heal's outcome is
+    logged only once the state file `status` reads carries it. `write_through()` returns once
+    a snapshot taken after the call is on disk (without fsync: it must survive the agent's
+    death, which the page cache does, and an fsync would delay every heal).
     """
 
     def __init__(
@@ -167,15 +169,22 @@ class StateWriter:
         self._written = 0  # the newest request covered by a write
         self._urgent = False
         self._closed = False
+        self._then: list[tuple[int, Callable[[], None]]] = []  # run once their ticket is written
         self._thread = threading.Thread(target=self._run, name="state-writer", daemon=True)
         self._thread.start()
 
-    def request(self, urgent: bool = False) -> int:
+    def request(self, urgent: bool = False, then: Callable[[], None] | None = None) -> int:
         with self._changed:
             self._wanted += 1
-            self._urgent = self._urgent or urgent
+            self._urgent = self._urgent or urgent or then is not None
+            late = then is not None and self._closed  # nothing will be written: say it now
+            if then is not None and not late:
+                self._then.append((self._wanted, then))
             self._changed.notify_all()
-            return self._wanted
+            ticket = self._wanted
+        if late:
+            _run_all([then])
+        return ticket
 
     def write_through(self, timeout_s: float = 10.0) -> bool:
         """Request a write now and wait until it is done; False if the writer did not make
@@ -192,6 +201,9 @@ class StateWriter:
             self._changed.notify_all()
         self._thread.join(5)
         self._write(fsync=True)
+        with self._changed:
+            due, self._then = self._then, []
+        _run_all(due)
 
     def _run(self) -> None:
         while True:
@@ -206,7 +218,10 @@ class StateWriter:
             self._write(fsync=False)
             with self._changed:
                 self._written = ticket
+                due = [fn for t, fn in self._then if t <= ticket]
+                self._then = [(t, fn) for t, fn in self._then if t > ticket]
                 self._changed.notify_all()
+            _run_all(due)
 
     def _write(self, fsync: bool) -> None:
         try:
@@ -221,6 +236,16 @@ class StateWriter:
                 path=str(self._state_dir / STATE_FILE),
                 error=str(e),
             )
+
+
+def _run_all(actions: list[Callable[[], None]]) -> None:
+    """What waited for a write (log lines): one that raises does not stop the others, nor
+    the writer."""
+    for action in actions:
+        try:
+            action()
+        except Exception as e:  # the writer must go on writing
+            log_event(log, logging.ERROR, "state.error", "after a save", error=repr(e))
 
 
 LOCK_FILE = "agent.lock"

@@ -416,10 +416,15 @@ class Worker:
 
     # Publishing.
 
-    def publish(self, facts: Facts | None = None) -> None:
+    def publish(self, facts: Facts | None = None, then: Callable[[], None] | None = None) -> None:
+        """Hand the board this service's row; `then` (a heal's outcome line) runs once the
+        state file holds it."""
         seen = self.seen
         if seen is None or not self.supervised or self.retired:
-            return  # a removed service's row is gone; a successor's is not ours to write
+            # A removed service's row is gone; a successor's is not ours to write.
+            if then is not None:
+                then()
+            return
         now = self.now()
         if facts is None:
             facts = self.facts(seen, now)
@@ -436,7 +441,7 @@ class Worker:
             policy_digest=self.digest,
             deferred=facts.deferred,
         )
-        self.ctx.board.publish(self.service, row, seen.detail)
+        self.ctx.board.publish(self.service, row, seen.detail, then)
 
 
 def _single_key(policy: Policy) -> bool:

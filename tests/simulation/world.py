@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ class World:
         self.latency: Any = None  # (the worker asking, or None) -> seconds; None: random
         self.current: Any = None  # the worker handling a message now
         self.connect_after_s = connect_after_s
-        self.log = _Captured()
+        self.log = _Captured(self._check_outcome_saved)
         self.violations: list[str] = []
         self.io_allowed = False
         # The stack's heal scope: its one service (compose), or its whole project (project).
@@ -224,9 +225,9 @@ class World:
         self.row_at: dict[str, float] = {}
         publish = self.agent.board.publish
 
-        def timed_publish(service: str, row: dict, detail: str | None = None) -> None:
+        def timed_publish(service: str, row: dict, detail: str | None = None, then=None) -> None:
             self.row_at[service] = self.timers.now()
-            publish(service, row, detail)
+            publish(service, row, detail, then)
 
         self.agent.board.publish = timed_publish
         # A forgotten expanded service takes its hold and its budget with it; a service
@@ -682,6 +683,18 @@ class World:
         if worker.seen is not None and worker.timed_out(worker.seen):
             self.violation(f"{worker.service}: heal decided on a timeout under host pressure")
 
+    def _check_outcome_saved(self, line: dict[str, Any]) -> None:
+        """A heal's outcome is on the disk `status` reads by the time its line is said."""
+        if line.get("event") not in ("heal.recovered", "heal.failed"):
+            return
+        row = self.disk.services.get(line["service"])
+        if row is None:
+            return  # retired: its row is gone with it
+        want = ("recovered" if line["event"] == "heal.recovered" else "failed", line["attempt"])
+        heal = row.get("last_heal") or {}
+        if (heal.get("result"), heal.get("attempt")) != want:
+            self.violation(f"{line['service']}: said {want} while the disk holds {heal or None}")
+
     def _check_row(self, worker: Any) -> None:
         """What the agent shows is what `docker-supervisor status` computes from the saved
         memory with the same gate (where the command can know as much), at the instant the
@@ -706,11 +719,12 @@ class World:
 
 
 class _Captured(logging.Handler):
-    """Every log line of the core, as the JSON line's fields."""
+    """Every log line of the core, as the JSON line's fields; each is checked as it is said."""
 
-    def __init__(self) -> None:
+    def __init__(self, check: Callable[[dict[str, Any]], None]) -> None:
         super().__init__(logging.DEBUG)
         self.lines: list[dict[str, Any]] = []
+        self.check = check
 
     def emit(self, record: logging.LogRecord) -> None:
         fields = {
@@ -719,6 +733,7 @@ class _Captured(logging.Handler):
             if k not in logging.LogRecord("", 0, "", 0, "", (), None).__dict__
         }
         self.lines.append(fields)
+        self.check(fields)
 
     def events(self, event: str, **match: Any) -> list[dict[str, Any]]:
         return [

@@ -25,7 +25,7 @@ def row(status="running", reason=None):
 
 def test_ready_only_once_every_service_was_looked_at():
     notes, saves = Notes(), []
-    board = Board(notes, lambda: saves.append(1))
+    board = Board(notes, lambda then=None: saves.append(1))
     board.expect("a", {"held_until": 5.0})
     board.expect("b")
     assert board.rows() == {"a": {"held_until": 5.0}}  # saved memory stands meanwhile
@@ -40,7 +40,7 @@ def test_ready_only_once_every_service_was_looked_at():
 
 def test_a_removed_service_does_not_hold_ready_back():
     notes = Notes()
-    board = Board(notes, lambda: None)
+    board = Board(notes, lambda then=None: None)
     board.expect("a")
     board.expect("b")
     board.publish("a", row())

@@ -76,6 +76,30 @@ def test_write_through_returns_once_a_later_snapshot_is_on_disk(tmp_path):
     assert load_state(tmp_path).services["web"]["n"] == 100
 
 
+def test_what_waits_for_a_save_runs_once_the_file_holds_it(tmp_path):
+    """A heal's outcome line is said only once `status` can read the outcome: the action
+    given with a request sees its own change on disk, and a request made after close runs
+    at once (nothing is lost)."""
+    value = {"n": 0}
+    writer = StateWriter(tmp_path, lambda: ({"web": dict(value)}, {}, []))
+    seen_on_disk: list[int] = []
+    done = threading.Event()
+
+    def said():
+        seen_on_disk.append(load_state(tmp_path).services["web"]["n"])
+        done.set()
+
+    value["n"] = 1
+    writer.request()  # a plain request coalesces; the next one must not wait behind it
+    value["n"] = 2
+    writer.request(then=said)
+    assert done.wait(5)
+    assert seen_on_disk == [2]
+    writer.close()
+    writer.request(then=lambda: seen_on_disk.append(-1))
+    assert seen_on_disk == [2, -1]
+
+
 @pytest.mark.parametrize(
     ("data", "error"),
     [
