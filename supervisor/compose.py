@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import os
 import shutil
 import subprocess
@@ -62,9 +63,11 @@ def build_stop_argv(
     timeout_s: float | None = None,
     services: Sequence[str] = (),
 ) -> list[str]:
+    """`stop`; with no `timeout_s`, each container gets its own stop_grace_period. A timeout
+    is rounded up: never less than asked."""
     argv = [*build_base_argv(compose_cmd, file, project), "stop"]
     if timeout_s is not None:
-        argv += ["--timeout", str(max(0, round(timeout_s)))]
+        argv += ["--timeout", str(max(0, math.ceil(timeout_s)))]
     return [*argv, *services]
 
 
@@ -252,9 +255,12 @@ class Compose:
         project: str | None,
         timeout_s: float | None = None,
         services: Sequence[str] = (),
+        grace_s: float = 0.0,
     ) -> ComposeResult:
+        """Stop the stack or `services`; `grace_s` is how long their stops may rightly take
+        (their stop timeouts), added to the command's own time limit."""
         argv = build_stop_argv(self.compose_cmd, file, project, timeout_s, services)
-        return _log_warnings(run_compose(argv, self.timeout_s, file.parent))
+        return _log_warnings(run_compose(argv, self.timeout_s + grace_s, file.parent))
 
     def config(self, file: Path, project: str | None) -> ComposeResult:
         return run_compose(

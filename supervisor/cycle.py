@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from .engine import stop_wait_s
 from .errors import ContainerGone
 from .gate import Verdict, may_heal
 from .journal import DEPENDENT, PROJECT, Intent
@@ -178,7 +179,7 @@ class Cycle:
             container=container.name if container else None,
             attempt=self.attempt,
             scope=policy.heal.scope,
-            stop_timeout_s=policy.heal.stop_timeout_s,
+            stop_timeout_s=stop_wait_s(container, policy.heal.stop_timeout_s),
         )
         self.w.publish()  # the attempt is in the row the intent's write-through saves
         journal, manager, worker = self.ctx.journal, self.w.manager, self.w

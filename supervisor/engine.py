@@ -8,6 +8,7 @@ it acts when told. It counts the API calls it makes, so their cost can be measur
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -68,6 +69,10 @@ class ContainerInfo:
     created: float = 0.0  # epoch seconds
     # How long one health check may take to come round: its interval plus its timeout.
     health_check_s: float = 60.0
+    # Its own stop contract: Config.StopTimeout (`--stop-timeout`, compose's
+    # stop_grace_period); None when it set none (the engine's default applies).
+    stop_timeout_s: int | None = None
+    auto_remove: bool = False  # `--rm`: a stop that ends it removes it
 
 
 def identity_of(container: ContainerInfo) -> tuple[str, str]:
@@ -172,6 +177,27 @@ def find_dependents(
             if service in names:
                 found.append((c, DEPENDS_ON))
     return sorted(found, key=lambda pair: (pair[1] != SHARES_NETWORK, pair[0].name))
+
+
+# How long the engine waits before SIGKILL when the container set no StopTimeout (Linux).
+ENGINE_STOP_TIMEOUT_S = 10
+
+
+def stop_timeout_for(container: ContainerInfo | None, policy_s: float | None) -> int | None:
+    """How long a stop waits before SIGKILL, in whole seconds: the policy's when it sets one
+    (rounded up: never less than it asks), else the container's own StopTimeout. None when
+    neither says (the engine then applies the container's own, or its default)."""
+    if policy_s is not None:
+        return math.ceil(policy_s)
+    if container is not None and container.stop_timeout_s is not None:
+        return container.stop_timeout_s
+    return None
+
+
+def stop_wait_s(container: ContainerInfo | None, policy_s: float | None) -> int:
+    """The longest a stop of `container` may take before its SIGKILL."""
+    timeout_s = stop_timeout_for(container, policy_s)
+    return ENGINE_STOP_TIMEOUT_S if timeout_s is None else max(0, timeout_s)
 
 
 def parse_started_at(state: Mapping[str, Any] | None) -> float | None:
@@ -401,10 +427,13 @@ class Engine:
             time.sleep(min(pause_s, max(0.0, deadline - time.monotonic())))
             pause_s = min(pause_s * 2, EXEC_POLL_MAX_S)
 
-    def stop(self, container: ContainerInfo, timeout_s: float) -> None:
-        """Stop gracefully, SIGKILL after `timeout_s`."""
+    def stop(self, container: ContainerInfo, timeout_s: int | None) -> None:
+        """Stop gracefully, SIGKILL after `timeout_s` (None: the container's own StopTimeout,
+        which the engine applies). The request waits as long as the stop may take."""
+        # docker-py adds the timeout it is given (10 s when none) to the HTTP timeout.
+        kwargs = {} if timeout_s is None else {"timeout": max(0, int(timeout_s))}
         with self.acting_on((container.id,)):
-            self._call("stop", container.id, timeout=max(0, round(timeout_s)))
+            self._call("stop", container.id, **kwargs)
 
     def start(self, container: ContainerInfo) -> None:
         with self.acting_on((container.id,)):
@@ -426,7 +455,11 @@ def _from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
         for binding in bindings or []:
             with contextlib.suppress(ValueError, TypeError):
                 ports.add(int(binding.get("HostPort")))
-    restart = (data.get("HostConfig") or {}).get("RestartPolicy") or {}
+    host = data.get("HostConfig") or {}
+    restart = host.get("RestartPolicy") or {}
+    stop_timeout = config.get("StopTimeout")
+    if not isinstance(stop_timeout, int) or stop_timeout < 0:
+        stop_timeout = None  # none set (or "wait forever", which the agent does not ask)
     return ContainerInfo(
         id=data["Id"],
         name=(data.get("Name") or data["Id"][:12]).lstrip("/"),
@@ -437,9 +470,13 @@ def _from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
         restart_max_retries=int(restart.get("MaximumRetryCount") or 0),
         restart_count=int(data.get("RestartCount") or 0),
         addresses=_addresses(data),
-        network_mode=(data.get("HostConfig") or {}).get("NetworkMode") or None,
+        network_mode=host.get("NetworkMode") or None,
         created=_parse_time(data.get("Created")) or 0.0,
         health_check_s=_health_check_s(config.get("Healthcheck")),
+        stop_timeout_s=stop_timeout
+        if isinstance(stop_timeout, int) and stop_timeout >= 0
+        else None,
+        auto_remove=bool(host.get("AutoRemove")),
     )
 
 

@@ -25,6 +25,8 @@ from .engine import (
     Engine,
     Observation,
     find_dependents,
+    stop_timeout_for,
+    stop_wait_s,
 )
 from .errors import ComposeError, ContainerGone, EngineError, SupervisorError
 from .logs import log_event
@@ -132,12 +134,14 @@ class ServiceManager:
     def stop_service(self) -> bool:
         """Stop the service (the whole stack when compose is known) and confirm it stopped."""
         seen = self.observe()
+        policy_s = self.policy.heal.stop_timeout_s
         try:
             if self.policy.compose is not None:
                 ref = self.policy.compose
-                self.compose().stop(ref.file, ref.project, self.policy.heal.stop_timeout_s)
+                grace_s = self._longest_stop_s(self._project_containers(seen.container))
+                self.compose().stop(ref.file, ref.project, policy_s, grace_s=grace_s)
             elif seen.container is not None:
-                self.engine.stop(seen.container, self.policy.heal.stop_timeout_s)
+                self.engine.stop(seen.container, stop_timeout_for(seen.container, policy_s))
         except SupervisorError as e:
             self._log_action_error("service.stop_failed", "stop failed", e)
             return False
@@ -173,11 +177,40 @@ class ServiceManager:
         (scope project) the whole project."""
         heal = self.policy.heal
         if heal.scope == "container":
-            self.engine.stop(container, heal.stop_timeout_s)
+            self.engine.stop(container, stop_timeout_for(container, heal.stop_timeout_s))
             return
         ref, services = self.policy.compose, self._heal_services(container)
         with self._acting_on_compose(container, services):
-            self.compose().stop(ref.file, ref.project, heal.stop_timeout_s, services)
+            if services:  # scope compose: the service's containers
+                wait_s = self._longest_stop_s([container])
+                self.compose().stop(ref.file, ref.project, heal.stop_timeout_s, services, wait_s)
+                return
+            # Scope project: the policy's timeout is its own service's; the rest of the
+            # project is stopped within each container's own stop_grace_period.
+            own = self._service_of(container)
+            if heal.stop_timeout_s is not None and own:
+                wait_s = self._longest_stop_s([container])
+                self.compose().stop(ref.file, ref.project, heal.stop_timeout_s, (own,), wait_s)
+            wait_s = self._longest_stop_s([container, *self.project_neighbours(container)])
+            self.compose().stop(ref.file, ref.project, None, (), wait_s)
+
+    def _longest_stop_s(self, containers: list[ContainerInfo | None]) -> int:
+        """How long stopping these may rightly take, each by its own contract (the policy's
+        timeout for the service's own container)."""
+        waits = [stop_wait_s(c, None) for c in containers if c is not None]
+        if self.policy.heal.stop_timeout_s is not None:
+            waits.append(stop_wait_s(None, self.policy.heal.stop_timeout_s))
+        return max(waits, default=stop_wait_s(None, None))
+
+    def _project_containers(self, container: ContainerInfo | None) -> list[ContainerInfo]:
+        project = self._project(container)
+        if not project:
+            return [container] if container is not None else []
+        return [
+            c
+            for c in self.engine.containers_now()
+            if c.labels.get(LABEL_COMPOSE_PROJECT) == project
+        ]
 
     def project_neighbours(self, container: ContainerInfo | None) -> list[ContainerInfo]:
         """What a `scope: project` heal stops besides the service's own container: every
@@ -232,14 +265,17 @@ class ServiceManager:
         else the container's compose service (from its label, or the policy's match)."""
         if self.policy.heal.scope == "project":
             return ()
-        labels = container.labels if container is not None else {}
-        service = labels.get(LABEL_COMPOSE_SERVICE) or self.policy.match.compose_service
+        service = self._service_of(container)
         if not service:
             raise ComposeError(
                 f"cannot tell which compose service to heal: {_name(container)} has no "
                 f"{LABEL_COMPOSE_SERVICE} label and the policy no match.compose_service"
             )
         return (service,)
+
+    def _service_of(self, container: ContainerInfo | None) -> str | None:
+        labels = container.labels if container is not None else {}
+        return labels.get(LABEL_COMPOSE_SERVICE) or self.policy.match.compose_service
 
     def _compose_up(self, container: ContainerInfo | None) -> None:
         """Start what `stop_step` stopped: the whole project with a blanket `up -d`, or the
@@ -293,7 +329,8 @@ class ServiceManager:
                     action = "recreated"
                 else:
                     key = before_stop(dependent)
-                    self.engine.stop(dependent, self.policy.heal.stop_timeout_s)
+                    # Its own contract: the policy's timeout is for the service it names.
+                    self.engine.stop(dependent, stop_timeout_for(dependent, None))
                     self.engine.start(dependent)
                     started, action = True, "restarted"
                 outcomes.append(DependentOutcome(dependent.name, why, action))

@@ -103,7 +103,7 @@ class BackoffPolicy:
 class HealPolicy:
     on: frozenset[str] = frozenset({"unhealthy"})
     scope: str = "container"
-    stop_timeout_s: float = 10.0
+    stop_timeout_s: float | None = None  # None: each container's own StopTimeout
     pause_s: float = 2.0
     ready_timeout_s: float = 120.0
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
@@ -793,7 +793,11 @@ POLICY = Keys(
                     "what a heal stops: container (default), compose (the service's "
                     "containers), project (the whole compose project)",
                 ),
-                "stop_timeout": Key(parse_duration, f"before SIGKILL (default 10s); {_DURATION}"),
+                "stop_timeout": Key(
+                    parse_duration,
+                    "before SIGKILL, rounded up to whole seconds (default: the container's own "
+                    f"stop_grace_period or --stop-timeout, else Docker's 10s); {_DURATION}",
+                ),
                 "pause": Key(parse_duration, f"between stop and start (default 2s); {_DURATION}"),
                 "ready_timeout": Key(
                     _duration_above_zero, f"to become healthy (default 120s); {_DURATION}"

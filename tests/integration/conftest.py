@@ -12,6 +12,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from docker.models.containers import _create_container_args
 
 from supervisor.compose import find_compose_command
 from tests.support import REPO, AgentProcess, engine_client
@@ -93,9 +94,25 @@ class Containers:
     def run(self, suffix: str, command=None, start: bool = True, **kwargs):
         labels = {TEST_LABEL: RUN_ID, **kwargs.pop("labels", {})}
         kwargs.setdefault("init", True)
-        container = self.client.containers.create(
-            self.image, command or HEALTHY_CMD, name=self.name(suffix), labels=labels, **kwargs
-        )
+        stop_timeout = kwargs.pop("stop_timeout", None)
+        if stop_timeout is None:
+            container = self.client.containers.create(
+                self.image, command or HEALTHY_CMD, name=self.name(suffix), labels=labels, **kwargs
+            )
+        else:
+            # `--stop-timeout`: the API's create takes it, docker-py's high-level one does not.
+            args = _create_container_args(
+                {
+                    "image": self.image,
+                    "command": command or HEALTHY_CMD,
+                    "name": self.name(suffix),
+                    "labels": labels,
+                    "version": self.client.api._version,
+                    **kwargs,
+                }
+            )
+            made = self.client.api.create_container(**args, stop_timeout=stop_timeout)
+            container = self.client.containers.get(made["Id"])
         self.created.append(container)
         if start:
             container.start()

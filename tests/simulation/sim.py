@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -23,6 +24,8 @@ from supervisor.probes import ProbeResult
 from supervisor.state import Saved
 
 START_AT = 1_800_000_000.0
+# How long Docker waits before SIGKILL for a container that set no StopTimeout (Linux).
+DOCKER_STOP_TIMEOUT_S = 10
 
 
 class SimHandle:
@@ -131,6 +134,8 @@ class SimContainer:
     created: float = START_AT - 200
     timing_out: bool = False  # unhealthy because its checks time out, not fail
     health_check_s: float = 5.0  # its health check's interval plus timeout
+    stop_timeout_s: int | None = None  # its own StopTimeout (None: the engine's 10 s)
+    shutdown_s: float = 0.0  # how long its clean shutdown takes after SIGTERM
 
     def state(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -164,7 +169,12 @@ class SimContainer:
             network_mode=self.network_mode,
             created=self.created,
             health_check_s=self.health_check_s,
+            stop_timeout_s=self.stop_timeout_s,
         )
+
+    def contract_s(self) -> int:
+        """How long it asked to be given before SIGKILL."""
+        return DOCKER_STOP_TIMEOUT_S if self.stop_timeout_s is None else self.stop_timeout_s
 
 
 def _iso(t: float) -> str:
@@ -241,10 +251,22 @@ class SimEngine:
     def close(self) -> None:
         pass
 
-    def stop(self, container: ContainerInfo, timeout_s: float) -> None:
+    def stop(self, container: ContainerInfo, timeout_s: int | None) -> None:
         self._act()
         with self.acting_on((container.id,)):
-            self.do_stop(container.id, "agent")
+            self.stop_within(container.id, timeout_s)
+
+    def stop_within(self, cid: str, timeout_s: float | None) -> None:
+        """The agent's stop as the engine runs it: SIGTERM, and SIGKILL once `timeout_s`
+        (None: the container's own) passes before its shutdown is done."""
+        c = self.containers.get(cid)
+        if c is None:
+            raise ContainerGone(cid)
+        given = c.contract_s() if timeout_s is None else math.ceil(timeout_s)
+        killed = c.running and c.shutdown_s > given
+        if c.running:
+            self.world.stopped_within(cid, given, killed)
+        self.do_stop(cid, "agent", code=137 if killed else 143)
 
     def start(self, container: ContainerInfo) -> None:
         self._act()
@@ -352,11 +374,11 @@ class SimCompose:
             and (not services or c.labels.get("com.docker.compose.service") in services)
         ]
 
-    def stop(self, file, project, timeout_s=None, services=()) -> None:
+    def stop(self, file, project, timeout_s=None, services=(), grace_s=0.0) -> None:
         self.engine._act()
         self.calls.append((self.engine.world.timers.now(), "stop", tuple(services)))
         for cid in self._targets(project, services):
-            self.engine.do_stop(cid, "agent")
+            self.engine.stop_within(cid, timeout_s)
 
     def up(self, file, project, services=(), no_deps=False, no_recreate=False) -> None:
         self.engine._act()

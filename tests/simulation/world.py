@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import sys
@@ -159,6 +160,19 @@ class World:
             self.engine.containers[sidecar] = SimContainer(
                 sidecar, "sim-sidecar-1", {}, network_mode=f"container:{self.cid('db')}"
             )
+        # Each container's own stop contract and how long its clean shutdown really takes;
+        # in half the worlds the operator's policies set no stop_timeout of their own. (A
+        # stream of its own, so the rest of each seed's world is what it was.)
+        contracts = random.Random(seed * 7919 + 1)
+        for c in self.engine.containers.values():
+            c.stop_timeout_s = contracts.choice([None, None, 3, 20])
+            c.shutdown_s = contracts.choice([0.0, 0.5, 5.0, 12.0])
+        if policies is None and seed % 2 == 0:
+            for name, policy in self.policies.items():
+                self.policies[name] = replace(
+                    policy, heal=replace(policy.heal, stop_timeout_s=None)
+                )
+            self.in_force = dict(self.policies)
         self.recreated = 0
         self.host = HostSample(cpu_pct=1.0, memory_pct=0.0, io_pct=0.0)  # calm
         # A quarter of the worlds have a host that gets pressed, and checks that time out.
@@ -656,6 +670,19 @@ class World:
         ]
         if len(cycling) > CONCURRENCY or self.agent.runner.active > CONCURRENCY:
             self.violation(f"more than {CONCURRENCY} cycles at once: {cycling}")
+
+    def stopped_within(self, cid: str, given_s: int, killed: bool) -> None:
+        """The engine's record of an agent's stop: no SIGKILL before the container's own
+        stop timeout, unless the operator's policy for that very container asked for less."""
+        service, c = self.owner.get(cid), self.engine.containers[cid]
+        policy = self.in_force.get(service) if service else None
+        if policy is None and service in SELECTED:
+            policy = self.in_force.get("tagged")
+        asked = policy.heal.stop_timeout_s if policy is not None else None
+        if asked is not None and given_s == math.ceil(asked):
+            return
+        if killed and given_s < c.contract_s():
+            self.violation(f"SIGKILLed {c.name} after {given_s}s; it asked for {c.contract_s()}s")
 
     def _blocked(self, service: str, now: float) -> str | None:
         if service in self.removed:

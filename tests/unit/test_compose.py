@@ -62,6 +62,9 @@ def test_stop_with_timeout():
         "/srv/demo/compose.yml",
         "stop",
     ]
+    # Rounded up, never down: half a second is one, not an immediate SIGKILL.
+    assert build_stop_argv(CMD, FILE, None, 0.5)[-2:] == ["--timeout", "1"]
+    assert build_stop_argv(CMD, FILE, None, 10.2)[-2:] == ["--timeout", "11"]
 
 
 def test_a_service_heal_names_its_service_and_leaves_the_rest():

@@ -1,6 +1,17 @@
 """engine.discover: the match keys in schema order, ambiguity, one-off containers."""
 
-from supervisor.engine import ContainerInfo, discover, parse_started_at
+from dataclasses import replace
+
+import pytest
+
+from supervisor.engine import (
+    ContainerInfo,
+    _from_inspect,
+    discover,
+    parse_started_at,
+    stop_timeout_for,
+    stop_wait_s,
+)
 from supervisor.policy import Match
 
 
@@ -113,3 +124,34 @@ def test_find_dependents():
         ("demo-worker-1", "depends_on"),
     ]
     assert find_dependents(vpn, set(), [app]) == []
+
+
+@pytest.mark.parametrize(
+    ("own", "policy_s", "timeout", "wait"),
+    [
+        (None, None, None, 10),  # nothing said: the engine's own default, by the engine
+        (30, None, 30, 30),  # stop_grace_period: 30s, no policy value: the container's
+        (30, 5.0, 5, 5),  # the policy's value wins when set
+        (None, 0.5, 1, 1),  # rounded up, never down to an immediate SIGKILL
+        (2, 12.1, 13, 13),
+        (0, None, 0, 0),  # the container asked for none
+    ],
+)
+def test_a_stop_waits_by_the_containers_own_contract(own, policy_s, timeout, wait):
+    container = replace(DB, stop_timeout_s=own)
+    assert stop_timeout_for(container, policy_s) == timeout
+    assert stop_wait_s(container, policy_s) == wait
+
+
+def test_inspect_reads_the_stop_contract_and_auto_remove():
+    data = {
+        "Id": "abc",
+        "Name": "/db",
+        "Config": {"StopTimeout": 30},
+        "HostConfig": {"AutoRemove": True},
+    }
+    assert (_from_inspect(data).stop_timeout_s, _from_inspect(data).auto_remove) == (30, True)
+    bare = _from_inspect({"Id": "abc", "Name": "/db", "Config": {}, "HostConfig": {}})
+    assert (bare.stop_timeout_s, bare.auto_remove) == (None, False)
+    forever = _from_inspect({"Id": "abc", "Config": {"StopTimeout": -1}})
+    assert forever.stop_timeout_s is None

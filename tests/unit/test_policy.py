@@ -66,7 +66,7 @@ def test_minimal_policy_gets_the_documented_defaults(tmp_path):
     assert policy.heal == HealPolicy(
         on=frozenset({"unhealthy"}),
         scope="container",
-        stop_timeout_s=10.0,
+        stop_timeout_s=None,  # each container's own StopTimeout
         pause_s=2.0,
         ready_timeout_s=120.0,
         backoff=BackoffPolicy(initial_s=10.0, factor=2.0, max_s=300.0, jitter=0.1),
