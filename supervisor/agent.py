@@ -134,7 +134,7 @@ class Agent:
             entry["manual_stop"]
             for entry in saved.services.values()
             if isinstance(entry.get("manual_stop"), str)
-        ]
+        ] + saved.manual_stops
         self.view = ContainerView(
             self.engine,
             on_event=self._on_event,
@@ -184,6 +184,7 @@ class Agent:
             guard=self.guard,
             pressure_changed=self._pressure_changed,
             services=lambda: len(self._singles) + len(self._expanded),
+            left_alone=lambda container: self.board.left_alone(container.id),
         )
         self._ticks = Ticks(self.timers, lambda service: self._post(service, Look("tick")))
         # What is in force: the policies for one service, the selector policies, and the
@@ -619,6 +620,7 @@ class Agent:
             "pid": os.getpid(),
             "started_at": self._started_at,
             "api_calls": self.engine.api_calls,
+            "manual_stops": self.view.manual_stops(),
         }
         return self.board.rows(), agent, self.journal.snapshot()
 

@@ -14,12 +14,18 @@ from collections.abc import Callable
 from typing import Any
 
 from . import healing
-from .engine import Observation
+from .engine import Observation, refusal_of
 from .gate import Facts, may_heal, next_action, present
 from .logs import log_event
 from .notify import Notifier
 from .policy import Policy
-from .status import REASON_ENGINE_UNREACHABLE, Status
+from .status import (
+    REASON_ENGINE_UNREACHABLE,
+    REASON_GAVE_UP,
+    REASON_HELD,
+    REASON_MANUAL_STOP,
+    Status,
+)
 
 log = logging.getLogger("supervisor.agent")
 
@@ -145,6 +151,18 @@ class Board:
         with self._lock:
             return dict(self._rows.get(service) or {})
 
+    def left_alone(self, container_id: str) -> str | None:
+        """Why the service whose container this is must not be restarted as someone's
+        dependent (held, given up, stopped by hand), or None."""
+        with self._lock:
+            rows = [r for r in self._rows.values() if r.get("container_id") == container_id]
+        for row in rows:
+            if row.get("reason") in (REASON_HELD, REASON_GAVE_UP, REASON_MANUAL_STOP):
+                return str(row["reason"]).replace("_", " ")
+            if row.get("gave_up"):
+                return "gave up"
+        return None
+
     def metric_rows(self) -> list[dict[str, Any]]:
         return [
             {
@@ -172,6 +190,7 @@ def make_facts(
     (supervised, stopping, settling)."""
     return Facts(
         engine_ok=seen.reason != REASON_ENGINE_UNREACHABLE,
+        not_ours=refusal_of(seen.container) is not None,
         manual_stop=seen.manual_stop,
         held=held_until is not None and now < held_until,
         healthy=seen.is_healthy,

@@ -305,11 +305,14 @@ class Cycle:
             else:  # reported (heal.dependent): the keeper tries again after a backoff
                 hand_to_keeper(journal, key, w.policy.heal.backoff, clock(), self.ctx.rng)
 
+        since, left_alone = self.stop_at, self.ctx.left_alone
         self.ctx.runner.effect(
             w,
             self.token,
             DEPENDENTS,
-            lambda: w.manager.restart_dependents(earlier, before_stop, after_start),
+            lambda: w.manager.restart_dependents(
+                earlier, before_stop, after_start, since, left_alone
+            ),
         )
 
     def _dependents_done(self, outcomes: list[Any], error: Exception | None) -> None:
@@ -324,6 +327,7 @@ class Cycle:
                 why=outcome.why,
                 action=outcome.action,
                 error=outcome.error,
+                detail=outcome.detail,
             )
         if error is not None:
             log_event(

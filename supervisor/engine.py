@@ -50,6 +50,10 @@ LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
 LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
 LABEL_COMPOSE_ONEOFF = "com.docker.compose.oneoff"
 LABEL_COMPOSE_NUMBER = "com.docker.compose.container-number"
+SWARM_LABEL_PREFIX = "com.docker.swarm."
+# Why a container is not the agent's to stop and start (heal.refused's `why`).
+REFUSED_SWARM_TASK = "swarm_task"
+REFUSED_ONEOFF = "compose_run_oneoff"
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,7 @@ def find_dependents(
     project = healed.labels.get(LABEL_COMPOSE_PROJECT)
     found: list[tuple[ContainerInfo, str]] = []
     for c in containers:
-        if c.id == healed.id:
+        if c.id == healed.id or refusal_of(c) is not None:
             continue
         if c.network_mode in targets:
             found.append((c, SHARES_NETWORK))
@@ -177,6 +181,19 @@ def find_dependents(
             if service in names:
                 found.append((c, DEPENDS_ON))
     return sorted(found, key=lambda pair: (pair[1] != SHARES_NETWORK, pair[0].name))
+
+
+def refusal_of(container: ContainerInfo | None) -> str | None:
+    """Why the agent must never stop or start this container, or None: a Swarm task (the
+    orchestrator replaces it; acting would fight it) or a `compose run` one-off (an
+    operator's command, not a service)."""
+    if container is None:
+        return None
+    if any(key.startswith(SWARM_LABEL_PREFIX) for key in container.labels):
+        return REFUSED_SWARM_TASK
+    if container.labels.get(LABEL_COMPOSE_ONEOFF) == "True":
+        return REFUSED_ONEOFF
+    return None
 
 
 # How long the engine waits before SIGKILL when the container set no StopTimeout (Linux).
@@ -396,11 +413,13 @@ class Engine:
         container_ids: tuple[str, ...] = (),
         project: str | None = None,
         services: tuple[str, ...] = (),
+        stopping: bool = True,
     ):
-        """Mark what the agent is about to do, so the view takes its events as the agent's."""
+        """Mark what the agent is about to do, so the view takes its events as the agent's
+        (a start marks no stop events: a stop right after it is someone else's)."""
         if self.view is None:
             return contextlib.nullcontext()
-        return self.view.acting_on(container_ids, project, services)
+        return self.view.acting_on(container_ids, project, services, stopping)
 
     def exec_probe(self, container_id: str, argv: list[str], timeout_s: float) -> tuple[int, str]:
         """Run argv inside the container (no shell), detached; return (exit code, "").
@@ -436,8 +455,15 @@ class Engine:
             self._call("stop", container.id, **kwargs)
 
     def start(self, container: ContainerInfo) -> None:
-        with self.acting_on((container.id,)):
+        with self.acting_on((container.id,), stopping=False):
             self._call("start", container.id)
+
+    def restart(self, container: ContainerInfo, timeout_s: int | None) -> None:
+        """The engine's own restart: stop (SIGKILL after `timeout_s`, None: the container's
+        own) and start in one call. A `--rm` container survives it; a stop would remove it."""
+        kwargs = {} if timeout_s is None else {"timeout": max(0, int(timeout_s))}
+        with self.acting_on((container.id,)):
+            self._call("restart", container.id, **kwargs)
 
     def close(self) -> None:
         self._forget_client()

@@ -16,6 +16,7 @@ from .status import (
     REASON_HELD,
     REASON_HOST_PRESSURE,
     REASON_MANUAL_STOP,
+    REASON_NOT_HEALABLE,
     Status,
 )
 
@@ -35,6 +36,7 @@ WHY_GAVE_UP = REASON_GAVE_UP
 WHY_GRACE = "grace"
 WHY_CRASH_LOOP = "crash_loop"
 WHY_HOST_PRESSURE = REASON_HOST_PRESSURE
+WHY_NOT_OURS = "not_ours"  # a Swarm task: the orchestrator's to heal
 
 # Reasons that stop the agent from even deciding (the tracker is not asked).
 WATCH_ONLY = frozenset(
@@ -46,6 +48,7 @@ WATCH_ONLY = frozenset(
         WHY_MANUAL_STOP,
         WHY_HELD,
         WHY_HOST_PRESSURE,
+        WHY_NOT_OURS,
     }
 )
 
@@ -66,6 +69,7 @@ class Facts:
     in_grace: bool = False
     budget_left: bool = True
     deferred: bool = False  # its checks timed out while the host is (or just was) pressed
+    not_ours: bool = False  # its container belongs to an orchestrator (a Swarm task)
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ def may_heal(facts: Facts) -> Verdict:
         (facts.stopping, WHY_STOPPING),
         (not facts.engine_ok, WHY_ENGINE_UNREACHABLE),
         (facts.settling, WHY_ENGINE_SETTLING),
+        (facts.not_ours, WHY_NOT_OURS),
         (facts.manual_stop and not facts.healthy, WHY_MANUAL_STOP),
         (facts.held, WHY_HELD),
         (facts.healthy, WHY_HEALTHY),
@@ -99,6 +104,8 @@ def present(status: Status, reason: str | None, facts: Facts) -> tuple[Status, s
     """The status and reason a service shows: Docker's, overlaid by what the agent knows."""
     if not facts.engine_ok:
         return Status.ERROR, REASON_ENGINE_UNREACHABLE
+    if facts.not_ours and status is not Status.RUNNING:
+        return status, REASON_NOT_HEALABLE
     if facts.manual_stop and status is not Status.RUNNING:
         return Status.STOPPED, REASON_MANUAL_STOP
     if facts.held:
@@ -136,5 +143,6 @@ def next_action(
         WHY_HOST_PRESSURE: "deferred: checks timed out on a pressed host",
         WHY_NOT_SUPERVISED: "none: not supervised",
         WHY_STOPPING: "none: agent stopping",
+        WHY_NOT_OURS: "none: its orchestrator heals it",
     }
     return words.get(verdict.why, "watch")

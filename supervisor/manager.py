@@ -27,6 +27,7 @@ from .engine import (
     find_dependents,
     stop_timeout_for,
     stop_wait_s,
+    was_down_before,
 )
 from .errors import ComposeError, ContainerGone, EngineError, SupervisorError
 from .logs import log_event
@@ -49,8 +50,9 @@ FAILED_TAKEN_OVER = "taken_over"
 class DependentOutcome:
     container: str
     why: str  # engine.SHARES_NETWORK or engine.DEPENDS_ON
-    action: str  # restarted, recreated or failed
+    action: str  # restarted, recreated, skipped or failed
     error: str | None = None
+    detail: str | None = None  # why it was skipped
 
 
 class ServiceManager:
@@ -177,7 +179,13 @@ class ServiceManager:
         (scope project) the whole project."""
         heal = self.policy.heal
         if heal.scope == "container":
-            self.engine.stop(container, stop_timeout_for(container, heal.stop_timeout_s))
+            timeout_s = stop_timeout_for(container, heal.stop_timeout_s)
+            if container is not None and container.auto_remove:
+                # `--rm`: a stop would remove it (and its anonymous volumes); the engine's
+                # restart keeps it. The start step then finds it running.
+                self.engine.restart(container, timeout_s)
+            else:
+                self.engine.stop(container, timeout_s)
             return
         ref, services = self.policy.compose, self._heal_services(container)
         with self._acting_on_compose(container, services):
@@ -250,6 +258,8 @@ class ServiceManager:
                 return False
             try:
                 if self.policy.heal.scope == "container":
+                    if container is not None and container.auto_remove:
+                        return True  # restarted by the stop step, in one call
                     self.engine.start(container)
                 else:
                     self._compose_up(container)
@@ -282,28 +292,38 @@ class ServiceManager:
         one service, as it is (`--no-deps --no-recreate`); a service whose container is
         missing is created, with what it depends on that is not up (nothing recreated)."""
         ref, services = self.policy.compose, self._heal_services(container)
-        with self._acting_on_compose(container, services):
+        # An `up` marks no stops: one that recreates removes what it stopped, and an
+        # operator's stop just after it is the operator's.
+        with self._acting_on_compose(container, services, stopping=False):
             if not services:
                 self.compose().up(ref.file, ref.project)
             else:
                 exists = self.state_of(container) is not None
                 self.compose().up(ref.file, ref.project, services, exists, True)
 
-    def _acting_on_compose(self, container: ContainerInfo | None, services: tuple[str, ...]):
+    def _acting_on_compose(
+        self, container: ContainerInfo | None, services: tuple[str, ...], stopping: bool = True
+    ):
         """Mark the compose events this heal causes as the agent's: its services' (or the
-        whole project's, when it names none)."""
-        return self.engine.acting_on(project=self._project(container), services=services)
+        whole project's, when it names none); an `up` that only starts marks no stops."""
+        return self.engine.acting_on(
+            project=self._project(container), services=services, stopping=stopping
+        )
 
     def restart_dependents(
         self,
         earlier_id: str | None,
         before_stop: Callable[[ContainerInfo], str] = lambda dependent: "",
         after_start: Callable[[str, bool], None] = lambda key, started: None,
+        since: float | None = None,
+        left_alone: Callable[[ContainerInfo], str | None] = lambda dependent: None,
     ) -> list[DependentOutcome]:
         """Restart what depends on this service's (healed) container: what shares its network
         namespace, and what Compose says depends on it. A namespace-sharer of a container
         that was recreated (a new id) is recreated with `compose up -d --no-deps` of its
-        own service.
+        own service. Only what was running before the heal (`since`) is touched: a dependent
+        down before it, stopped by hand, or that `left_alone` names a reason for (held,
+        given up) is skipped, with that reason.
 
         `before_stop(dependent)` records the intent to start it again and returns its key;
         `after_start(key, started)` is called once the start was tried."""
@@ -317,6 +337,10 @@ class ServiceManager:
         for dependent, why in find_dependents(healed, earlier, self.engine.containers_now()):
             key, started = None, False
             service = dependent.labels.get(LABEL_COMPOSE_SERVICE)
+            skip = self._leave_dependent(dependent, since, left_alone)
+            if skip is not None:
+                outcomes.append(DependentOutcome(dependent.name, why, "skipped", detail=skip))
+                continue
             try:
                 if why == SHARES_NETWORK and recreated and self.policy.compose and service:
                     # It joined the namespace of a container that is gone: only compose,
@@ -330,8 +354,12 @@ class ServiceManager:
                 else:
                     key = before_stop(dependent)
                     # Its own contract: the policy's timeout is for the service it names.
-                    self.engine.stop(dependent, stop_timeout_for(dependent, None))
-                    self.engine.start(dependent)
+                    timeout_s = stop_timeout_for(dependent, None)
+                    if dependent.auto_remove:
+                        self.engine.restart(dependent, timeout_s)  # a stop would remove it
+                    else:
+                        self.engine.stop(dependent, timeout_s)
+                        self.engine.start(dependent)
                     started, action = True, "restarted"
                 outcomes.append(DependentOutcome(dependent.name, why, action))
             except SupervisorError as e:
@@ -340,6 +368,23 @@ class ServiceManager:
                 if key is not None:
                     after_start(key, started)
         return outcomes
+
+    def _leave_dependent(
+        self,
+        dependent: ContainerInfo,
+        since: float | None,
+        left_alone: Callable[[ContainerInfo], str | None],
+    ) -> str | None:
+        """Why a dependent is not the agent's to restart now, or None."""
+        view = self.engine.view
+        if view is not None and view.is_manual_stop(dependent.id):
+            return "stopped by hand"
+        state = self.state_of(dependent)
+        if state is None:
+            return "gone"
+        if not state.get("Running") and (since is None or was_down_before(state, since)):
+            return "down before the heal"
+        return left_alone(dependent)
 
     def _project(self, container: ContainerInfo | None) -> str | None:
         """The compose project whose events a compose heal causes."""

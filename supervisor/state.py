@@ -87,6 +87,8 @@ class Saved:
 
     services: dict[str, dict[str, Any]] = field(default_factory=dict)
     intents: list[dict[str, Any]] = field(default_factory=list)
+    # Containers an operator stopped by hand, whichever service (if any) watched them.
+    manual_stops: list[str] = field(default_factory=list)
 
 
 def load_state(state_dir: Path, move_aside: bool = True) -> Saved:
@@ -106,7 +108,13 @@ def load_state(state_dir: Path, move_aside: bool = True) -> Saved:
         if not isinstance(intents, list):
             raise ValueError("intents is not a list")
         services = {k: v for k, v in services.items() if isinstance(v, dict)}
-        return Saved(services, [i for i in intents if isinstance(i, dict)] + _v1_intents(services))
+        agent = data.get("agent") if isinstance(data.get("agent"), dict) else {}
+        manual = agent.get("manual_stops") if isinstance(agent.get("manual_stops"), list) else []
+        return Saved(
+            services,
+            [i for i in intents if isinstance(i, dict)] + _v1_intents(services),
+            [cid for cid in manual if isinstance(cid, str)],
+        )
     except FileNotFoundError:
         return Saved()
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -37,6 +37,8 @@ REASON_HELD = "held"
 REASON_MANUAL_STOP = "manual_stop"
 REASON_PROBE_FAILED = "probe_failed"
 REASON_HOST_PRESSURE = "host_pressure"
+# The container is not the agent's to stop and start (a Swarm task): observed only.
+REASON_NOT_HEALABLE = "not_healable"
 
 
 def classify_state(state: Mapping[str, Any] | None) -> tuple[Status, str | None]:

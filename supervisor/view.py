@@ -36,6 +36,10 @@ WATCHED_ACTIONS = (
 )  # fmt: skip
 # How long after the agent's own call returns its events are still taken as its own.
 OWN_EVENT_GRACE_S = 5.0
+# What an own-action block does: a stop (or restart) owns every event it causes; a start
+# owns none of a stop's events.
+STOPPING, STARTING = "stopping", "starting"
+STOP_VERBS = frozenset({"kill", "die", "stop"})
 # A kill with one of these signals stops the container (docker kill, docker stop); others
 # (HUP to reload, say) do not.
 STOP_SIGNALS = frozenset({"2", "3", "9", "15", "SIGINT", "SIGQUIT", "SIGKILL", "SIGTERM"})
@@ -161,8 +165,8 @@ class ContainerView:
         # Stops by hand an earlier agent saw hold from the start, until the container runs.
         self._manual_stop: dict[str, float] = dict.fromkeys(manual_stops, 0.0)
         # Own actions: [holders now, own until]; overlapping holders do not end each other.
-        self._own_ids: dict[str, list[float]] = {}
-        self._own_projects: dict[str, list[float]] = {}
+        self._own_ids: dict[tuple[str, str], list[float]] = {}
+        self._own_projects: dict[tuple[str, str], list[float]] = {}
         self._synced = False
         self._reported: bool | None = None
         self._stopping = threading.Event()
@@ -192,6 +196,12 @@ class ContainerView:
         with self._changed:
             return container_id in self._manual_stop
 
+    def manual_stops(self) -> list[str]:
+        """The containers stopped by hand and not started since (the state file keeps
+        them, so a restarted agent knows them whatever supervised them)."""
+        with self._changed:
+            return sorted(self._manual_stop)
+
     def wait_change(self, timeout_s: float) -> None:
         """Block until the view changes or `timeout_s` passes."""
         with self._changed:
@@ -205,17 +215,28 @@ class ContainerView:
         container_ids: tuple[str, ...] = (),
         project: str | None = None,
         services: tuple[str, ...] = (),
+        stopping: bool = True,
     ):
         """Mark the events of these containers (or of these services of a compose project,
         or of the whole project when no service is named) as the agent's own, from now until
         OWN_EVENT_GRACE_S after the block ends (and while any other block marking the same
-        container, service or project runs)."""
-        marks = [(self._own_ids, cid) for cid in container_ids]
+        container, service or project runs). A block that only starts (`stopping` False)
+        marks no stop: an operator's stop just after the agent's start is the operator's."""
+        keys = [(self._own_ids, cid) for cid in container_ids]
         if project and services:
-            marks += [(self._own_projects, _service_key(project, s)) for s in services]
+            keys += [(self._own_projects, _service_key(project, s)) for s in services]
         elif project:
-            marks.append((self._own_projects, project))
+            keys.append((self._own_projects, project))
+        kind = STOPPING if stopping else STARTING
+        marks = [(bag, (key, kind)) for bag, key in keys]
         with self._changed:
+            if not stopping:
+                # A stop stamped after the agent's own start began is not the agent's.
+                began = self._clock()
+                for bag, key in keys:
+                    stop = bag.get((key, STOPPING))
+                    if stop is not None and stop[0] == 0:
+                        stop[1] = min(stop[1], began)
             for bag, key in marks:
                 bag.setdefault(key, [0, 0.0])[0] += 1
         try:
@@ -227,17 +248,20 @@ class ContainerView:
                     mark = bag.setdefault(key, [1, 0.0])
                     mark[0], mark[1] = max(0, mark[0] - 1), max(mark[1], until)
 
-    def _is_own(self, container_id: str, container: Any | None, now: float) -> bool:
+    def _is_own(self, container_id: str, container: Any | None, at: float, verb: str) -> bool:
+        """Whether an event stamped `at` (by the engine) is the agent's doing."""
         labels = container.labels if container else {}
         project = labels.get("com.docker.compose.project") or ""
         service = labels.get("com.docker.compose.service") or ""
-        for mark in (
-            self._own_ids.get(container_id),
-            self._own_projects.get(project),
-            self._own_projects.get(_service_key(project, service)),
-        ):
-            if mark is not None and (mark[0] > 0 or mark[1] >= now):
-                return True
+        kinds = (STOPPING,) if verb in STOP_VERBS else (STOPPING, STARTING)
+        for kind in kinds:
+            for mark in (
+                self._own_ids.get((container_id, kind)),
+                self._own_projects.get((project, kind)),
+                self._own_projects.get((_service_key(project, service), kind)),
+            ):
+                if mark is not None and (mark[0] > 0 or mark[1] >= at):
+                    return True
         return False
 
     # Syncing.
@@ -398,7 +422,8 @@ class ContainerView:
         for bag in (self._oom, self._kill_pending):
             bag.discard(cid)
         self._manual_stop.pop(cid, None)
-        self._own_ids.pop(cid, None)
+        for kind in (STOPPING, STARTING):
+            self._own_ids.pop((cid, kind), None)
         self._last_event_seq.pop(cid, None)
 
     def apply(self, event: Mapping[str, Any]) -> ViewEvent | None:
@@ -410,7 +435,6 @@ class ContainerView:
         verb = action.partition(":")[0]
         attrs = (event.get("Actor") or {}).get("Attributes") or {}
         at_ns = event.get("timeNano") or int(event.get("time", 0)) * 1_000_000_000
-        at_iso = datetime.fromtimestamp(at_ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
         container = None
         inspected = False
         cached = self.get(cid)
@@ -435,12 +459,16 @@ class ContainerView:
             except (ContainerGone, EngineError):
                 container = None
         now = self._clock()
+        # When the engine says it happened (not when it arrived here): what is the agent's
+        # own, and since when a stop by hand holds, are judged by it.
+        happened = at_ns / 1e9 if at_ns else now
+        at_iso = datetime.fromtimestamp(happened, UTC).isoformat().replace("+00:00", "Z")
         with self._changed:
             self._seq += 1
             self._last_event_seq[cid] = self._seq
             if container is None:
                 container = self._containers.get(cid)
-            by_agent = self._is_own(cid, container, now)
+            by_agent = self._is_own(cid, container, happened, verb)
             if verb == "destroy":
                 self._forget(cid)
                 container = None
@@ -451,10 +479,10 @@ class ContainerView:
                     self._kill_pending.add(cid)
                 elif verb == "die":
                     if cid in self._kill_pending:
-                        self._manual_stop[cid] = now
+                        self._manual_stop[cid] = happened
                     self._kill_pending.discard(cid)
                 elif verb == "stop" and not by_agent:
-                    self._manual_stop[cid] = now
+                    self._manual_stop[cid] = happened
                 elif verb in ("start", "restart"):
                     self._manual_stop.pop(cid, None)
                     self._kill_pending.discard(cid)

@@ -19,8 +19,8 @@ from . import healing
 from .board import Board, build_row, make_facts
 from .cycle import Cycle
 from .dispatch import Dispatcher
-from .engine import Observation, discover, observe_in
-from .gate import WATCH_ONLY, WHY_HOST_PRESSURE, Facts, may_heal
+from .engine import Observation, discover, observe_in, refusal_of
+from .gate import WATCH_ONLY, WHY_HOST_PRESSURE, WHY_NOT_OURS, Facts, may_heal
 from .journal import Journal, compose_key
 from .liveness import EngineHealth
 from .logs import log_event
@@ -69,6 +69,8 @@ class Context:
     guard: PressureGuard | None = None  # None: every bad check is healed as it comes
     pressure_changed: Callable[[Any], None] = lambda change: None
     services: Callable[[], int] = lambda: 1
+    # Why a container must not be restarted as a dependent (its service held, given up).
+    left_alone: Callable[[Any], str | None] = lambda container: None
 
 
 class Worker:
@@ -92,6 +94,7 @@ class Worker:
         # when a deferral ends.
         self.timed_out_since: float | None = None
         self.recheck_at: float | None = None
+        self.refused_told: str | None = None  # the container heal.refused was said of
         if saved:
             self._restore(saved)
 
@@ -240,7 +243,9 @@ class Worker:
         else:
             facts = self.facts(seen, now)
             why = may_heal(facts).why
-            if why == WHY_HOST_PRESSURE:
+            if why == WHY_NOT_OURS:
+                self._refuse(seen)
+            elif why == WHY_HOST_PRESSURE:
                 self._defer(seen, now)
                 facts = None
             elif why not in WATCH_ONLY:
@@ -266,6 +271,21 @@ class Worker:
             change = guard.timed_out(self.service, now, self.ctx.services())
             if change is not None:
                 self.ctx.pressure_changed(change)
+
+    def _refuse(self, seen: Observation) -> None:
+        """Once per container, when it is bad: it is not the agent's to heal, and why."""
+        container = seen.container
+        if container is None or seen.is_healthy or self.refused_told == container.id:
+            return
+        self.refused_told = container.id
+        log_event(
+            log,
+            logging.WARNING,
+            "heal.refused",
+            "not healed: its orchestrator replaces it",
+            **self.fields(seen),
+            why=refusal_of(container),
+        )
 
     def _defer(self, seen: Observation, now: float) -> None:
         """Once per episode: say the heal waits; once calm, look again when it may go on."""

@@ -94,3 +94,55 @@ def test_a_policy_stop_timeout_rounds_up_never_to_an_immediate_kill(
     signals = [e["Actor"]["Attributes"]["signal"] for e in kills]
     assert signals == ["15", "9"]  # what the policy asked: SIGTERM, then SIGKILL a second later
     assert at_s(die) - at_s(kills[0]) >= 0.9
+
+
+def test_a_rm_container_is_healed_by_the_engines_restart_and_kept(
+    client, containers, agents, tmp_path
+):
+    """`docker run --rm`: a stop would make Docker remove it (anonymous volumes too); the
+    heal restarts it in one engine call instead, and it is still there, healthy."""
+    c = containers.run("rm", healthcheck=file_healthcheck(), auto_remove=True)
+    wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
+    since = time.time()
+    write_policy(
+        tmp_path / "p", "rm", match={"name": c.name}, check={"interval": "1s"}, heal=FAST_HEAL
+    )
+    agent = agents.start(tmp_path / "p", tmp_path / "state")
+    agent.wait_event("service.status", service="rm", status="running")
+    c.exec_run(["rm", "/tmp/healthy"])
+
+    agent.wait_event("heal.recovered", timeout_s=60, service="rm")
+    assert client.containers.get(c.id).id == c.id  # not removed
+    assert health_of(client, c) == "healthy"
+    assert [e["Action"] for e in engine_events(client, c, since, ["restart", "destroy"])] == [
+        "restart"
+    ]
+
+
+def test_a_dependent_stopped_by_hand_is_not_started_by_its_parents_heal(
+    client, containers, agents, tmp_path
+):
+    """An operator stopped `app` (it lives in db's network namespace) for maintenance; db is
+    healed with `dependents: restart`; app stays down, and the line says why."""
+    db = containers.run("db", healthcheck=file_healthcheck())
+    app = containers.run("app", network_mode=f"container:{db.id}")
+    beside = containers.run("beside", network_mode=f"container:{db.id}")
+    wait_for(lambda: health_of(client, db) == "healthy", 30, "healthy")
+    write_policy(
+        tmp_path / "p",
+        "db",
+        match={"name": db.name},
+        check={"interval": "1s"},
+        heal={**FAST_HEAL, "dependents": "restart"},
+    )
+    agent = agents.start(tmp_path / "p", tmp_path / "state")
+    agent.wait_event("service.status", service="db", status="running")
+    app.stop(timeout=1)  # seen by the agent, as an operator's
+    db.exec_run(["rm", "/tmp/healthy"])
+
+    agent.wait_event("heal.recovered", service="db")
+    wait_for(lambda: len(agent.events("heal.dependent")) == 2, 30, "both dependents said")
+    said = {x["dependent"]: (x["action"], x.get("detail")) for x in agent.events("heal.dependent")}
+    assert said == {app.name: ("skipped", "stopped by hand"), beside.name: ("restarted", None)}
+    app.reload()
+    assert app.attrs["State"]["Running"] is False

@@ -136,6 +136,7 @@ class SimContainer:
     health_check_s: float = 5.0  # its health check's interval plus timeout
     stop_timeout_s: int | None = None  # its own StopTimeout (None: the engine's 10 s)
     shutdown_s: float = 0.0  # how long its clean shutdown takes after SIGTERM
+    auto_remove: bool = False  # `--rm`: the engine removes it when it stops
 
     def state(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -170,6 +171,7 @@ class SimContainer:
             created=self.created,
             health_check_s=self.health_check_s,
             stop_timeout_s=self.stop_timeout_s,
+            auto_remove=self.auto_remove,
         )
 
     def contract_s(self) -> int:
@@ -242,8 +244,8 @@ class SimEngine:
     def containers_now(self) -> list[ContainerInfo]:
         return self.view.containers()
 
-    def acting_on(self, container_ids=(), project=None, services=()):
-        return self.view.acting_on(container_ids, project, services)
+    def acting_on(self, container_ids=(), project=None, services=(), stopping=True):
+        return self.view.acting_on(container_ids, project, services, stopping)
 
     def ping(self, timeout_s: float = 3.0) -> None:
         self._answer()
@@ -256,7 +258,13 @@ class SimEngine:
         with self.acting_on((container.id,)):
             self.stop_within(container.id, timeout_s)
 
-    def stop_within(self, cid: str, timeout_s: float | None) -> None:
+    def restart(self, container: ContainerInfo, timeout_s: int | None) -> None:
+        self._act()
+        with self.acting_on((container.id,)):
+            self.stop_within(container.id, timeout_s, restart=True)
+            self.do_start(container.id, "agent")
+
+    def stop_within(self, cid: str, timeout_s: float | None, restart: bool = False) -> None:
         """The agent's stop as the engine runs it: SIGTERM, and SIGKILL once `timeout_s`
         (None: the container's own) passes before its shutdown is done."""
         c = self.containers.get(cid)
@@ -266,11 +274,11 @@ class SimEngine:
         killed = c.running and c.shutdown_s > given
         if c.running:
             self.world.stopped_within(cid, given, killed)
-        self.do_stop(cid, "agent", code=137 if killed else 143)
+        self.do_stop(cid, "agent", code=137 if killed else 143, restart=restart)
 
     def start(self, container: ContainerInfo) -> None:
         self._act()
-        with self.acting_on((container.id,)):
+        with self.acting_on((container.id,), stopping=False):
             self.do_start(container.id, "agent")
 
     def _answer(self) -> None:
@@ -286,7 +294,7 @@ class SimEngine:
 
     # State changes, by anyone.
 
-    def do_stop(self, cid: str, actor: str, code: int = 143) -> bool:
+    def do_stop(self, cid: str, actor: str, code: int = 143, restart: bool = False) -> bool:
         c = self.containers.get(cid)
         if c is None:
             raise ContainerGone(cid)
@@ -301,6 +309,11 @@ class SimEngine:
         self._emit(cid, "die", {"exitCode": str(code)})
         if actor != "world":
             self._emit(cid, "stop")
+        if c.auto_remove and not restart:  # `--rm`: a stop ends it, and the engine removes it
+            self.world.removed_by_stop(cid, actor)
+            self.world.timers.t += 1e-6
+            del self.containers[cid]
+            self._emit(cid, "destroy")
         return True
 
     def do_start(self, cid: str, actor: str) -> None:
@@ -333,6 +346,8 @@ class SimEngine:
     def destroy(self, cid: str) -> None:
         """`docker rm -f`: killed if running, then gone."""
         self.do_stop(cid, "operator", code=137)
+        if cid not in self.containers:
+            return  # `--rm`: gone with its stop
         self.world.timers.t += 1e-6
         del self.containers[cid]
         self._emit(cid, "destroy")
@@ -410,9 +425,11 @@ class SimStore:
         return True
 
     def flush(self) -> None:
-        services, _agent, intents = self.snapshot()
+        services, agent, intents = self.snapshot()
         self.world.disk = Saved(
-            {k: dict(v) for k, v in services.items()}, [dict(i) for i in intents]
+            {k: dict(v) for k, v in services.items()},
+            [dict(i) for i in intents],
+            list(agent.get("manual_stops", [])),
         )
         self.dirty = False
 

@@ -99,7 +99,10 @@ TAGGED = Policy(
 SELECTED = {
     "cache": {"com.docker.compose.service": "cache", "com.docker.compose.project": PROJECT},
     "loose": {},
+    # A Swarm task: watched, never stopped or started (Swarm replaces it).
+    "task": {"com.docker.swarm.service.name": "task", "com.docker.swarm.task.id": "t1"},
 }
+SWARM_PREFIX = "com.docker.swarm."
 
 
 class World:
@@ -160,6 +163,18 @@ class World:
             self.engine.containers[sidecar] = SimContainer(
                 sidecar, "sim-sidecar-1", {}, network_mode=f"container:{self.cid('db')}"
             )
+        self.recreated = 0
+        self.host = HostSample(cpu_pct=1.0, memory_pct=0.0, io_pct=0.0)  # calm
+        # A quarter of the worlds have a host that gets pressed, and checks that time out.
+        self.pressure_faults = policies is None and seed % 4 == 3
+        if policies is None and "tagged" in self.policies:
+            for name, labels in SELECTED.items():
+                cid = f"{name}-{seed}".ljust(12, "0")
+                compose = "com.docker.compose.service" in labels
+                container_name = f"{PROJECT}-{name}-1" if compose else name
+                labels = {"autoheal": "true", **labels}
+                self.engine.containers[cid] = SimContainer(cid, container_name, labels)
+                self.owner[cid] = name
         # Each container's own stop contract and how long its clean shutdown really takes;
         # in half the worlds the operator's policies set no stop_timeout of their own. (A
         # stream of its own, so the rest of each seed's world is what it was.)
@@ -173,17 +188,16 @@ class World:
                     policy, heal=replace(policy.heal, stop_timeout_s=None)
                 )
             self.in_force = dict(self.policies)
-        self.recreated = 0
-        self.host = HostSample(cpu_pct=1.0, memory_pct=0.0, io_pct=0.0)  # calm
-        # A quarter of the worlds have a host that gets pressed, and checks that time out.
-        self.pressure_faults = policies is None and seed % 4 == 3
-        if policies is None and "tagged" in self.policies:
-            for name, labels in SELECTED.items():
-                cid = f"{name}-{seed}".ljust(12, "0")
-                container_name = f"{PROJECT}-{name}-1" if labels else name
-                labels = {"autoheal": "true", **labels}
-                self.engine.containers[cid] = SimContainer(cid, container_name, labels)
-                self.owner[cid] = name
+        # A fifth of the worlds run web with `--rm`: a stop would make the engine remove it.
+        if policies is None and seed % 5 == 0 and "web" in self.policies:
+            self.engine.containers[self.cid("web")].auto_remove = True
+        # What an operator stopped by hand and has not started again: "seen" once the
+        # engine's stop event reached the agent, "pending" while it has not (dropped, an
+        # outage), "ambiguous" where no one could tell it from another stop (the engine's
+        # shutdown, the agent's own project stop at that instant, an agent killed before it
+        # saved what it saw).
+        self.hand_stopped: dict[str, str] = {}
+        self.hand_stopped_at: dict[str, float] = {}
         if os.environ.get("SIM_VERBOSE"):
             setup_logging("DEBUG", sys.stderr)
         root = logging.getLogger("supervisor")
@@ -225,6 +239,7 @@ class World:
             saved=Saved(
                 {k: dict(v) for k, v in self.disk.services.items()},
                 [dict(i) for i in self.disk.intents],
+                list(self.disk.manual_stops),
             ),
         )
         self.agent = Agent(
@@ -283,6 +298,8 @@ class World:
         lost; the next agent starts from what is on disk."""
         self.kills += 1
         self.trace.append(f"{self.timers.now():.2f} kill")
+        for cid in self.hand_stopped:  # what it saw may not have reached the disk
+            self.hand_stopped[cid] = "ambiguous"
         for effect in list(self.effects.items):
             if self.rng.random() < 0.5:
                 with self._io(), contextlib.suppress(Exception):
@@ -402,6 +419,8 @@ class World:
             return  # dropped: the next re-listing corrects the view
         if self.faults and roll < 0.06:
             self.engine.events.appendleft(event)  # delivered twice
+        if event["Action"] == "stop" and self.hand_stopped.get(event["id"]) == "pending":
+            self.hand_stopped[event["id"]] = "seen"
         with self._io():
             self.agent.view.apply(event)
 
@@ -528,10 +547,14 @@ class World:
             self._command("resume", service)
         elif kind == "reset":
             self._command("reset", service)
-        elif kind == "stop_by_hand":
-            self.engine.do_stop(cid, "operator")
-        elif kind == "start_by_hand":
-            self.engine.do_start(cid, "operator")
+        elif kind in ("stop_by_hand", "start_by_hand"):
+            sidecar = f"sidecar-{self.seed}".ljust(12, "0")
+            if service == "db" and sidecar in self.engine.containers and self.rng.random() < 0.5:
+                cid = sidecar  # db's dependent, for its maintenance
+            if kind == "stop_by_hand":
+                self.engine.do_stop(cid, "operator")
+            else:
+                self.engine.do_start(cid, "operator")
         elif kind in ("recreate", "vanish"):  # docker rm -f, then run again (now or later)
             self.engine.destroy(cid)
             if kind == "recreate":
@@ -539,6 +562,11 @@ class World:
             else:
                 self.timers.world_later(self.rng.uniform(3, 20), self._run_again, service, c)
         elif kind == "outage":
+            # A real engine going away stops its containers just before: a stop seen shortly
+            # before an outage cannot be told from the engine's own (the agent forgets it).
+            for stopped, at in self.hand_stopped_at.items():
+                if now - at <= 30.0 and stopped in self.hand_stopped:
+                    self.hand_stopped[stopped] = "ambiguous"
             self.engine.up = False
             self.engine.events.clear()
             with self._io():
@@ -631,8 +659,33 @@ class World:
         cid, service = action.container_id, self.owner.get(action.container_id)
         previous = self.last.get(cid)
         self.last[cid] = action
+        if action.actor == "operator" and action.verb == "stop":
+            self.hand_stopped[cid] = "pending"
+            self.hand_stopped_at[cid] = action.at
+        elif action.actor == "operator":
+            self.hand_stopped.pop(cid, None)
         if action.actor != "agent":
             return
+        c = self.engine.containers[cid]
+        project = c.labels.get("com.docker.compose.project")
+        if action.verb == "stop" and project:
+            # The agent's own stop of the project was under way: a stop by hand of one of
+            # its containers at that instant looks just like the agent's.
+            for other, at in self.hand_stopped_at.items():
+                mate = self.engine.containers.get(other)
+                if (
+                    mate is not None
+                    and mate.labels.get("com.docker.compose.project") == project
+                    and action.at - at < 1.0
+                    and other in self.hand_stopped
+                ):
+                    self.hand_stopped[other] = "ambiguous"
+        if any(key.startswith(SWARM_PREFIX) for key in c.labels):
+            self.violation(f"{action.verb} of {c.name}, a Swarm task")
+        if action.verb == "start" and self.hand_stopped.get(cid) == "seen":
+            self.violation(f"started {c.name}, which an operator stopped by hand")
+        if action.verb == "start":  # running again: that stop by hand is over
+            self.hand_stopped.pop(cid, None)
         now = action.at
         own_restart = previous is not None and previous.actor == "agent" and previous.verb == "stop"
         if action.verb == "start" and not own_restart:
@@ -670,6 +723,11 @@ class World:
         ]
         if len(cycling) > CONCURRENCY or self.agent.runner.active > CONCURRENCY:
             self.violation(f"more than {CONCURRENCY} cycles at once: {cycling}")
+
+    def removed_by_stop(self, cid: str, actor: str) -> None:
+        """The engine removed a `--rm` container as it stopped: never by the agent's doing."""
+        if actor == "agent":
+            self.violation(f"stopped {self.engine.containers[cid].name} (--rm): removed")
 
     def stopped_within(self, cid: str, given_s: int, killed: bool) -> None:
         """The engine's record of an agent's stop: no SIGKILL before the container's own
@@ -714,9 +772,13 @@ class World:
         """A heal's outcome is on the disk `status` reads by the time its line is said."""
         if line.get("event") not in ("heal.recovered", "heal.failed"):
             return
-        row = self.disk.services.get(line["service"])
-        if row is None:
-            return  # retired: its row is gone with it
+        service = line["service"]
+        row = self.disk.services.get(service)
+        removed = service in self.removed or (
+            service not in self.in_force and service not in SELECTED
+        )
+        if row is None or removed:
+            return  # its policy was removed (or its container forgotten): no row to write
         want = ("recovered" if line["event"] == "heal.recovered" else "failed", line["attempt"])
         heal = row.get("last_heal") or {}
         if (heal.get("result"), heal.get("attempt")) != want:

@@ -110,14 +110,14 @@ class FakeSource:
         return iter(())
 
 
-def event(cid, action, **attrs):
-    return {
-        "Type": "container",
-        "id": cid,
-        "Action": action,
-        "Actor": {"ID": cid, "Attributes": attrs},
-        "timeNano": 1795665600_000000000,
-    }
+def event(cid, action, at=None, **attrs):
+    """An engine event; stamped `at` (epoch seconds) by the engine, or unstamped (the view
+    then takes the time it arrives)."""
+    found = {"Type": "container", "id": cid, "Action": action, "Actor": {"ID": cid}}
+    found["Actor"]["Attributes"] = attrs
+    if at is not None:
+        found["timeNano"] = int(at * 1e9)
+    return found
 
 
 class Clock:
@@ -198,6 +198,28 @@ def test_the_agents_own_stop_is_not_by_hand(setup):
     clock.now += 0.2
     view.apply(event("a", "stop"))
     assert seen[-1].by_agent is False
+
+
+def test_own_events_are_judged_by_the_engines_timestamps(setup):
+    """A stop the engine stamped during the agent's stop is the agent's however late it
+    arrives; one stamped after the agent's own start began is an operator's, even inside
+    the stop's grace."""
+    view, _, clock, seen = setup
+    began = clock.now
+    with view.acting_on(("a",)):
+        clock.now += 1
+    clock.now += 30  # the view lagged: the events arrive long after
+    view.apply(event("a", "stop", at=began + 0.5))
+    assert seen[-1].by_agent is True and not view.is_manual_stop("a")
+    with view.acting_on(("a",)):  # a heal's stop: its grace runs 5 s past its end
+        view.apply(event("a", "stop", at=clock.now))
+    clock.now += 1
+    with view.acting_on(("a",), stopping=False):  # then its start
+        view.apply(event("a", "start", at=clock.now))
+    clock.now += 1  # inside the stop's grace, but after the start: an operator's stop
+    view.apply(event("a", "stop", at=clock.now))
+    assert [e.by_agent for e in seen[-3:]] == [True, True, False]
+    assert view.is_manual_stop("a")
 
 
 def test_compose_project_actions_cover_every_container_of_the_project():
