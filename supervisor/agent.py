@@ -429,19 +429,24 @@ class Agent:
                 why=c.why,
             )
 
-    def apply_command(self, command: Command, done: Callable[[], None]) -> None:
-        """An operator's pause, resume or reset; `done` is called once it took effect."""
+    def apply_command(self, command: Command, done: Callable[..., None]) -> None:
+        """An operator's pause, resume or reset; `done()` is called once it took effect, or
+        `done(why)` when it cannot (never "done" for what was not applied)."""
         worker = self.router.get(command.service)
         if worker is None:
+            why = (
+                f"no service {command.service} is supervised now (a policy added since the "
+                "agent started needs a reload first: systemctl reload docker-supervisor)"
+            )
             log_event(
                 log,
                 logging.WARNING,
-                "command.ignored",
-                "unknown command or service",
+                "command.refused",
+                "operator command refused: no such service",
                 command=command.action,
                 service=command.service,
             )
-            done()
+            done(why)
             return
         until = command.until
         if command.action == "pause" and until is None:

@@ -448,7 +448,7 @@ def _thresholds(args: argparse.Namespace) -> Any:
 
 def _serve(agent: Any, args: argparse.Namespace, state_dir: Path) -> None:
     """The main loop: signals and operator commands, one beat at a time, until a stop."""
-    from .state import pending_commands
+    from .state import answer_command, pending_commands
 
     taken: set[Path] = set()
     while True:
@@ -471,10 +471,12 @@ def _serve(agent: Any, args: argparse.Namespace, state_dir: Path) -> None:
                     path=str(path),
                     error=command,
                 )
-                path.unlink(missing_ok=True)
+                answer_command(path, f"not a command: {command}")
                 continue
             taken.add(path)
-            agent.apply_command(command, lambda path=path: path.unlink(missing_ok=True))
+            agent.apply_command(
+                command, lambda refused=None, path=path: answer_command(path, refused)
+            )
         taken = {path for path in taken if path.exists()}
 
 
@@ -643,7 +645,14 @@ def cmd_schema() -> int:
 
 def cmd_command(args: argparse.Namespace) -> int:
     """pause, resume, reset: through the running agent, or on the state file without one."""
-    from .state import default_state_dir, load_state, lock_state_dir, save_state, send_command
+    from .state import (
+        default_state_dir,
+        load_state,
+        lock_state_dir,
+        save_state,
+        send_command,
+        take_refusal,
+    )
 
     policy = _find_policy(args)
     state_dir = args.state_dir or default_state_dir()
@@ -663,6 +672,14 @@ def cmd_command(args: argparse.Namespace) -> int:
                 )
                 return EXIT_FAILED
             time.sleep(0.05)
+        refused = take_refusal(path)
+        if refused is not None:
+            print(
+                f"docker-supervisor: {policy.service}: {args.command} refused by the running "
+                f"agent: {refused}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
         print(f"{policy.service}: {args.command} done by the running agent")
         return EXIT_OK
     with lock:

@@ -404,10 +404,27 @@ class Cycle:
         self._end()
 
     def _end(self, then: Callable[[], None] | None = None) -> None:
+        """The cycle is over. With an outcome to say (`then`), the slot is given back once
+        it is said: the journal shows it ending before the next cycle begins."""
         self._cancel_timer()
-        if self.has_slot:
-            self.ctx.runner.release(self.w, self.token)
-        else:
-            self.ctx.runner.withdraw(self.w, self.token)
+        runner, worker, token, had_slot = self.ctx.runner, self.w, self.token, self.has_slot
+
+        def give_back() -> None:
+            if had_slot:
+                runner.release(worker, token)
+            else:
+                runner.withdraw(worker, token)
+
         self.w.cycle = None
-        self.w.publish(then=then)
+        if then is None:
+            give_back()
+            self.w.publish()
+            return
+
+        def say_and_give_back() -> None:
+            try:
+                then()
+            finally:
+                give_back()
+
+        self.w.publish(then=say_and_give_back)

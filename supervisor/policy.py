@@ -7,11 +7,14 @@ reads files but has no other I/O: it never talks to Docker, never sleeps, never 
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -636,6 +639,33 @@ def _argv(value: Any) -> tuple[str, ...]:
 def _http_url(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
         raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    try:
+        host = urlsplit(value).hostname
+        urlsplit(value).port  # noqa: B018 - raises for a port out of range
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a URL a probe can reach: {e}") from None
+    _host(host)
+    return value
+
+
+_HOST_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+
+
+@_schema({"type": "string", "minLength": 1, "maxLength": 253})
+def _host(value: Any) -> str:
+    """A host a resolver accepts: an IP address, or a name of labels of 1 to 63 characters
+    (IDNA for non-ASCII), 253 at most: a probe to anything else could never run."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a host name or address, got {_describe(value)}")
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(value.strip("[]"))
+        return value
+    try:
+        name = value.encode("idna").decode("ascii")
+    except UnicodeError as e:
+        raise ValueError(f"{value!r} is not a host name a resolver accepts ({e})") from None
+    if len(name) > 253 or not re.fullmatch(rf"{_HOST_LABEL}(\.{_HOST_LABEL})*\.?", name):
+        raise ValueError(f"{value!r} is not a host name a resolver accepts")
     return value
 
 
@@ -703,7 +733,7 @@ PROBE = Keys(
                 "url": Key(_http_url, "probe this URL", ("http://127.0.0.1:8080/health",)),
                 "port": Key(_port, "probe this port of the container's address", (8080,)),
                 "path": Key(_url_path, "the path asked for with port (default /)", ("/health",)),
-                "host": Key(_string, "the host to ask instead of the container's address"),
+                "host": Key(_host, "the host to ask instead of the container's address"),
                 "status": Key(_status_range, "the statuses that pass (default 200-399)", ("200",)),
             },
             "an HTTP GET that passes on a status in range",
@@ -711,7 +741,7 @@ PROBE = Keys(
         ),
         "tcp": Keys(
             {
-                "host": Key(_string, "the host to connect to instead of the container's address"),
+                "host": Key(_host, "the host to connect to instead of the container's address"),
                 "port": Key(_port, "the port to connect to", (5432,)),
             },
             "a TCP connect that passes when it is accepted",

@@ -116,9 +116,14 @@ class Prober:
         self._submit(lambda: self._probe(service, probe, spec, target, started_at))
 
     def _probe(self, service, probe: _Probe, spec, target, started_at) -> None:
-        result = self._run(spec, target)
+        try:
+            result = self._run(spec, target)
+        except Exception as e:  # a probe that raises is a failed try, never a silent one
+            result = ProbeResult(False, f"{type(e).__name__}: {e}")
+        finally:
+            with self._lock:
+                probe.busy = False  # whatever happened, the next tick probes again
         with self._lock:
-            probe.busy = False
             probe.runs += 1
             if self._probes.get(service) is not probe or probe.tracker.started_at != started_at:
                 return  # replaced by a reload, or the container started anew meanwhile

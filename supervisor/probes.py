@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import requests
 
 from .engine import ContainerInfo, Engine
-from .errors import SupervisorError
 from .outbound import request_status
 from .policy import ProbePolicy
 
@@ -91,5 +90,5 @@ def run_probe(probe: ProbePolicy, container: ContainerInfo, engine: Engine) -> P
         return ProbeResult(False, f"exec {' '.join(probe.command)}: exit code {code}: {output}")
     except requests.Timeout:
         return ProbeResult(False, f"timed out after {probe.timeout_s:g}s")
-    except (requests.RequestException, OSError, SupervisorError) as e:
+    except Exception as e:  # any failure (a name no resolver takes, too) is a failed try
         return ProbeResult(False, f"{type(e).__name__}: {e}")

@@ -7,6 +7,7 @@ starts fresh; it never crashes on its own state. Decides nothing.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -324,6 +325,30 @@ def send_command(state_dir: Path, command: dict[str, Any]) -> Path:
     final = directory / f"{time.time_ns()}-{os.getpid()}.json"
     os.replace(tmp, final)
     return final
+
+
+def answer_command(path: Path, refused: str | None = None) -> None:
+    """The agent's answer to a command: its file goes; a refusal first leaves its reason
+    beside it (a dot file, which no agent takes for a command)."""
+    if refused is not None:
+        with contextlib.suppress(OSError):
+            refusal_path(path).write_text(refused, encoding="utf-8")
+    path.unlink(missing_ok=True)
+
+
+def refusal_path(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.refused")
+
+
+def take_refusal(path: Path) -> str | None:
+    """Why the agent refused the command at `path`, once it answered; None if it did not."""
+    answer = refusal_path(path)
+    try:
+        why = answer.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    answer.unlink(missing_ok=True)
+    return why
 
 
 COMMAND_ACTIONS = ("pause", "resume", "reset")

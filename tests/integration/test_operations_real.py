@@ -250,6 +250,22 @@ def test_pause_resume_and_reset_through_the_running_agent(client, containers, ag
     )
 
 
+def test_a_command_for_a_service_the_agent_does_not_know_is_refused(agents, tmp_path):
+    """A policy file added but not reloaded yet: `pause` says no (exit 1), not "done"."""
+    policies, state = tmp_path / "p", tmp_path / "state"
+    write_policy(policies, "old", match={"name": "nothing-matches-this"})
+    agent = agents.start(policies, state)
+    agent.wait_event("agent.ready")
+    write_policy(policies, "new", match={"name": "nothing-matches-this-either"})
+
+    done = run_cli("pause", "new", "--policies", str(policies), "--state-dir", str(state))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("docker-supervisor: new: pause refused by the running agent:")
+    assert "reload" in done.stderr and len(done.stderr.splitlines()) == 1
+    agent.wait_event("command.refused", service="new")
+    assert list((state / "commands").iterdir()) == []  # nothing left behind
+
+
 def test_pause_without_an_agent_is_kept_for_the_next_one(agents, tmp_path):
     policies, state = tmp_path / "p", tmp_path / "state"
     write_policy(policies, "later", match={"name": "nothing-matches-this"})

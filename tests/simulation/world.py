@@ -143,6 +143,7 @@ class World:
         self.last: dict[str, Action] = {}
         self.owner: dict[str, str] = {}
         self.kills = 0
+        self.refused = 0  # operator commands the agent answered with a refusal
         self.trace: list[str] = []
         for name, policy in self.policies.items():
             if policy.is_selector:
@@ -597,8 +598,11 @@ class World:
     def _command(self, action: str, service: str, until: float | None = None) -> None:
         taker = self.agent.router.get(service)
 
-        def done() -> None:
+        def done(refused: str | None = None) -> None:
             now = self.timers.now()
+            if refused is not None:
+                self.refused += 1
+                return  # the operator was told no: nothing to expect of it
             if self.agent.router.get(service) is not taker:
                 return  # removed (and perhaps added anew) before it took effect: not held
             if action == "pause":
@@ -616,8 +620,6 @@ class World:
             self.reset_at[service] = self.timers.now()
         elif action == "pause" and service in self.held:
             self.held[service] = min(self.held[service], until or float("inf"))
-        if self.agent.router.get(service) is None:
-            done = lambda: None  # noqa: E731 - the agent ignores it: not supervised
         self.agent.apply_command(Command(action, service, until), done)
 
     def _reload(self, service: str) -> None:

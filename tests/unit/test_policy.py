@@ -381,3 +381,19 @@ def test_a_selector_policy_cannot_heal_missing(tmp_path):
         error_of(tmp_path, text)
         == "p.yaml:4: at 'heal.on': a selector policy cannot heal 'missing'"
     )
+
+
+@pytest.mark.parametrize(
+    ("probe", "where", "host"),
+    [
+        ("tcp: {host: " + "a" * 64 + ".example, port: 5432}", "tcp.host", "a" * 64 + ".example"),
+        ("http: {url: 'http://bad..name/'}", "http.url", "bad..name"),
+        ("http: {port: 80, host: 'db:5432'}", "http.host", "db:5432"),
+    ],
+)
+def test_a_probe_host_no_resolver_accepts_is_refused_at_load(tmp_path, probe, where, host):
+    """A probe to such a host could never run: refused with its file, line and field."""
+    message = error_of(tmp_path, BASE + f"check:\n  probe:\n    {probe}\n")
+    assert message.startswith(
+        f"p.yaml:5: at 'check.probe.{where}': '{host}' is not a host name a resolver accepts"
+    )

@@ -2,7 +2,15 @@
 
 from supervisor.engine import ContainerInfo
 from supervisor.policy import ProbePolicy
-from supervisor.probes import FAILED, OK, UNKNOWN, ProbeResult, ProbeTracker, build_url
+from supervisor.probes import (
+    FAILED,
+    OK,
+    UNKNOWN,
+    ProbeResult,
+    ProbeTracker,
+    build_url,
+    run_probe,
+)
 
 GOOD, BAD = ProbeResult(True), ProbeResult(False, "HTTP 500")
 
@@ -103,3 +111,33 @@ def test_the_prober_follows_reloads_added_changed_and_removed():
     prober.sync([plain])  # removed
     timers.tick()
     assert targets == [81, 80] and prober.verdict("web", 50.0) == (OK, None)
+
+
+def test_a_probe_that_raises_fails_and_runs_again():
+    """A probe whose run raises (a host name no resolver takes) is a failed try with its
+    reason, and the next tick probes again: it never goes silent."""
+    from supervisor.policy import CheckPolicy, Match, Policy
+    from supervisor.prober import Prober
+
+    timers, runs, changes = Timers(), [], []
+
+    def run(spec, container):
+        runs.append(spec.port)
+        raise UnicodeError("label too long")
+
+    prober = Prober(timers, lambda fn: fn(), run, changes.append)
+    probe = ProbePolicy(kind="tcp", port=81, failure_threshold=2)
+    prober.sync([Policy("web", Match(name="web"), check=CheckPolicy(probe=probe))])
+    prober.aim("web", ContainerInfo("abc", "web", addresses=("10.0.0.2",)), 50.0)
+    timers.tick()
+    timers.tick()
+    assert runs == [81, 81] and changes == ["web"]
+    assert prober.verdict("web", 50.0) == (FAILED, "UnicodeError: label too long")
+    assert prober.runs("web") == 2
+
+
+def test_run_probe_turns_any_error_into_a_failed_try():
+    long_label = ProbePolicy(kind="tcp", host="a" * 64 + ".example", port=1, timeout_s=0.5)
+    result = run_probe(long_label, ContainerInfo("abc", "web"), engine=None)
+    assert result.ok is False
+    assert result.error.startswith("UnicodeError: encoding with 'idna' codec failed")

@@ -36,6 +36,7 @@ LOADER_ONLY = (
     "with scope compose needs match.compose_service",
     "a selector policy cannot heal 'missing'",
     "no such file",
+    "is not a host name a resolver accepts",  # IDNA: the encoded labels, not the shape
 )
 
 
