@@ -95,16 +95,19 @@ class Containers:
         labels = {TEST_LABEL: RUN_ID, **kwargs.pop("labels", {})}
         kwargs.setdefault("init", True)
         stop_timeout = kwargs.pop("stop_timeout", None)
+        image = kwargs.pop("image", self.image)
+        if command is None and image == self.image:
+            command = HEALTHY_CMD  # another image runs its own command
         if stop_timeout is None:
             container = self.client.containers.create(
-                self.image, command or HEALTHY_CMD, name=self.name(suffix), labels=labels, **kwargs
+                image, command, name=self.name(suffix), labels=labels, **kwargs
             )
         else:
             # `--stop-timeout`: the API's create takes it, docker-py's high-level one does not.
             args = _create_container_args(
                 {
-                    "image": self.image,
-                    "command": command or HEALTHY_CMD,
+                    "image": image,
+                    "command": command,
                     "name": self.name(suffix),
                     "labels": labels,
                     "version": self.client.api._version,
