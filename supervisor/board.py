@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import healing
-from .engine import Observation, refusal_of
+from .engine import Observation, refusal_for
 from .gate import Facts, may_heal, next_action, present
 from .logs import log_event
 from .notify import Notifier
@@ -190,7 +190,7 @@ def make_facts(
     (supervised, stopping, settling)."""
     return Facts(
         engine_ok=seen.reason != REASON_ENGINE_UNREACHABLE,
-        not_ours=refusal_of(seen.container) is not None,
+        not_ours=refusal_for(policy, seen.container) is not None,
         manual_stop=seen.manual_stop,
         held=held_until is not None and now < held_until,
         healthy=seen.is_healthy,

@@ -8,12 +8,15 @@ it acts when told. It counts the API calls it makes, so their cost can be measur
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
@@ -50,10 +53,18 @@ LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
 LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
 LABEL_COMPOSE_ONEOFF = "com.docker.compose.oneoff"
 LABEL_COMPOSE_NUMBER = "com.docker.compose.container-number"
+LABEL_COMPOSE_CONFIG_FILES = "com.docker.compose.project.config_files"
 SWARM_LABEL_PREFIX = "com.docker.swarm."
-# Why a container is not the agent's to stop and start (heal.refused's `why`).
+# Why a container is not the agent's to stop and start (heal.refused's `why`), in words.
 REFUSED_SWARM_TASK = "swarm_task"
 REFUSED_ONEOFF = "compose_run_oneoff"
+REFUSED_OTHER_PROJECT = "other_compose_project"
+REFUSALS = {
+    REFUSED_SWARM_TASK: "not healed: a Swarm task, which Swarm replaces itself",
+    REFUSED_ONEOFF: "not healed: a compose run one-off",
+    REFUSED_OTHER_PROJECT: "not healed: the policy's compose file or project is not this "
+    "container's (fix compose.file or compose.project)",
+}
 
 
 @dataclass(frozen=True)
@@ -111,13 +122,18 @@ class Observation:
 
 
 def discover(
-    match: Match, project: str | None, containers: Iterable[ContainerInfo]
+    match: Match,
+    project: str | None,
+    containers: Iterable[ContainerInfo],
+    compose_file: Path | None = None,
 ) -> list[ContainerInfo]:
     """Return the containers found by the first match key that finds any, in schema order.
 
     compose_service, then label, then name, then port. Compose one-off containers (`compose
-    run`) are never a service's container. A name that equals the key exactly wins over names
-    that only contain it. More than one result means the match is ambiguous.
+    run`) are never a service's container. A compose_service is of `project`, or without
+    one of `compose_file` (the policy's): never a namesake of another stack. A name that
+    equals the key exactly wins over names that only contain it. More than one result
+    means the match is ambiguous.
     """
     candidates = [c for c in containers if c.labels.get(LABEL_COMPOSE_ONEOFF) != "True"]
     if match.identity is not None:  # an expanded service: its one container, nothing else
@@ -132,6 +148,9 @@ def discover(
             lambda c: (
                 c.labels.get(LABEL_COMPOSE_SERVICE) == match.compose_service
                 and (project is None or c.labels.get(LABEL_COMPOSE_PROJECT) == project)
+                and (
+                    project is not None or compose_file is None or of_compose_file(c, compose_file)
+                )
             )
         )
     if match.labels:
@@ -196,6 +215,38 @@ def refusal_of(container: ContainerInfo | None) -> str | None:
     return None
 
 
+def refusal_for(policy: Policy, container: ContainerInfo | None) -> str | None:
+    """Why this policy must not act on this container, or None: a container no one may act
+    on (refusal_of), or one of another compose project than the policy's compose file or
+    project (acting on it would stop the wrong stack, or create a second one)."""
+    why = refusal_of(container)
+    if why is not None or policy.compose is None or container is None:
+        return why
+    project = container.labels.get(LABEL_COMPOSE_PROJECT)
+    if not project:
+        return None  # not a compose container: nothing to compare
+    if policy.compose.project and policy.compose.project != project:
+        return REFUSED_OTHER_PROJECT
+    if not of_compose_file(container, policy.compose.file):
+        return REFUSED_OTHER_PROJECT
+    return None
+
+
+def of_compose_file(container: ContainerInfo, file: Path) -> bool:
+    """Whether compose made this container from `file` (its config_files label); a
+    container without the label (made by hand) cannot tell, and is not excluded."""
+    listed = container.labels.get(LABEL_COMPOSE_CONFIG_FILES)
+    if not listed:
+        return True
+    return str(file) in listed.split(",") or str(file) in _real_paths(listed)
+
+
+@functools.lru_cache(maxsize=1024)
+def _real_paths(listed: str) -> frozenset[str]:
+    """The label's files with links resolved (the policy's file is resolved at load)."""
+    return frozenset(os.path.realpath(f) for f in listed.split(",") if f)
+
+
 # How long the engine waits before SIGKILL when the container set no StopTimeout (Linux).
 ENGINE_STOP_TIMEOUT_S = 10
 
@@ -252,7 +303,7 @@ def observe_in(
     is_manual_stop: Callable[[str], bool] = lambda container_id: False,
 ) -> Observation:
     """A service's Observation from known containers (with their State). Pure."""
-    found = discover(policy.match, policy.project, containers)
+    found = discover(policy.match, policy.project, containers, policy.compose_file)
     if len(found) > 1:
         names = ", ".join(sorted(c.name for c in found))
         return Observation(Status.ERROR, REASON_AMBIGUOUS, detail=f"matches {names}")

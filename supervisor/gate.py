@@ -36,7 +36,7 @@ WHY_GAVE_UP = REASON_GAVE_UP
 WHY_GRACE = "grace"
 WHY_CRASH_LOOP = "crash_loop"
 WHY_HOST_PRESSURE = REASON_HOST_PRESSURE
-WHY_NOT_OURS = "not_ours"  # a Swarm task: the orchestrator's to heal
+WHY_NOT_OURS = "not_ours"  # a Swarm task, or another compose project than the policy's
 
 # Reasons that stop the agent from even deciding (the tracker is not asked).
 WATCH_ONLY = frozenset(
@@ -143,6 +143,6 @@ def next_action(
         WHY_HOST_PRESSURE: "deferred: checks timed out on a pressed host",
         WHY_NOT_SUPERVISED: "none: not supervised",
         WHY_STOPPING: "none: agent stopping",
-        WHY_NOT_OURS: "none: its orchestrator heals it",
+        WHY_NOT_OURS: "none: not the agent's to heal (see heal.refused)",
     }
     return words.get(verdict.why, "watch")

@@ -115,7 +115,7 @@ class ServiceManager:
         try:
             if self.policy.compose is not None:
                 ref = self.policy.compose
-                self.compose().up(ref.file, ref.project)
+                self.compose().up(ref.file, self._project(seen.container))
             elif seen.container is not None:
                 self.engine.start(seen.container)
             else:
@@ -141,7 +141,9 @@ class ServiceManager:
             if self.policy.compose is not None:
                 ref = self.policy.compose
                 grace_s = self._longest_stop_s(self._project_containers(seen.container))
-                self.compose().stop(ref.file, ref.project, policy_s, grace_s=grace_s)
+                self.compose().stop(
+                    ref.file, self._project(seen.container), policy_s, grace_s=grace_s
+                )
             elif seen.container is not None:
                 self.engine.stop(seen.container, stop_timeout_for(seen.container, policy_s))
         except SupervisorError as e:
@@ -191,16 +193,20 @@ class ServiceManager:
         with self._acting_on_compose(container, services):
             if services:  # scope compose: the service's containers
                 wait_s = self._longest_stop_s([container])
-                self.compose().stop(ref.file, ref.project, heal.stop_timeout_s, services, wait_s)
+                self.compose().stop(
+                    ref.file, self._project(container), heal.stop_timeout_s, services, wait_s
+                )
                 return
             # Scope project: the policy's timeout is its own service's; the rest of the
             # project is stopped within each container's own stop_grace_period.
             own = self._service_of(container)
             if heal.stop_timeout_s is not None and own:
                 wait_s = self._longest_stop_s([container])
-                self.compose().stop(ref.file, ref.project, heal.stop_timeout_s, (own,), wait_s)
+                self.compose().stop(
+                    ref.file, self._project(container), heal.stop_timeout_s, (own,), wait_s
+                )
             wait_s = self._longest_stop_s([container, *self.project_neighbours(container)])
-            self.compose().stop(ref.file, ref.project, None, (), wait_s)
+            self.compose().stop(ref.file, self._project(container), None, (), wait_s)
 
     def _longest_stop_s(self, containers: list[ContainerInfo | None]) -> int:
         """How long stopping these may rightly take, each by its own contract (the policy's
@@ -296,10 +302,10 @@ class ServiceManager:
         # operator's stop just after it is the operator's.
         with self._acting_on_compose(container, services, stopping=False):
             if not services:
-                self.compose().up(ref.file, ref.project)
+                self.compose().up(ref.file, self._project(container))
             else:
                 exists = self.state_of(container) is not None
-                self.compose().up(ref.file, ref.project, services, exists, True)
+                self.compose().up(ref.file, self._project(container), services, exists, True)
 
     def _acting_on_compose(
         self, container: ContainerInfo | None, services: tuple[str, ...], stopping: bool = True
@@ -348,7 +354,7 @@ class ServiceManager:
                     if service not in recreated_services:
                         ref = self.policy.compose
                         with self._acting_on_compose(healed, (service,)):
-                            self.compose().up(ref.file, ref.project, (service,), True)
+                            self.compose().up(ref.file, self._project(healed), (service,), True)
                         recreated_services.add(service)
                     action = "recreated"
                 else:
@@ -387,10 +393,10 @@ class ServiceManager:
         return left_alone(dependent)
 
     def _project(self, container: ContainerInfo | None) -> str | None:
-        """The compose project whose events a compose heal causes."""
-        if self.policy.project:
-            return self.policy.project
-        return container.labels.get(LABEL_COMPOSE_PROJECT) if container else None
+        """The compose project to act on (always passed with -p): the container's own, as
+        its labels say; the policy's without a container; else what compose derives."""
+        own = container.labels.get(LABEL_COMPOSE_PROJECT) if container else None
+        return own or self.policy.project
 
     def _log_action_error(self, event: str, message: str, error: SupervisorError) -> None:
         log_event(

@@ -138,6 +138,11 @@ class Policy:
         """The compose project named in the policy, if any."""
         return self.compose.project if self.compose else None
 
+    @property
+    def compose_file(self) -> Path | None:
+        """The compose file the policy names, if any."""
+        return self.compose.file if self.compose else None
+
 
 @dataclass(frozen=True)
 class Key:

@@ -82,7 +82,7 @@ class Router:
             for worker in candidates:
                 policy = worker.policy
                 if worker.service not in names and discover(
-                    policy.match, policy.project, [container]
+                    policy.match, policy.project, [container], policy.compose_file
                 ):
                     concerned.append(worker)
         # A state change of a container its services already found ("state") leaves who

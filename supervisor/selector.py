@@ -96,7 +96,11 @@ def expand(
     containers = sorted(containers, key=lambda c: (c.created, c.name))
     singles = list(singles)
     ordered = sorted(selectors, key=lambda p: (-len(p.match.selector or {}), p.service))
-    claimed = {c.id: p.service for p in singles for c in discover(p.match, p.project, containers)}
+    claimed = {
+        c.id: p.service
+        for p in singles
+        for c in discover(p.match, p.project, containers, p.compose_file)
+    }
     taken = {p.service for p in singles}
     out = Expansion()
     chosen: list[tuple[ContainerInfo, Policy]] = []

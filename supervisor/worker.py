@@ -19,7 +19,7 @@ from . import healing
 from .board import Board, build_row, make_facts
 from .cycle import Cycle
 from .dispatch import Dispatcher
-from .engine import Observation, discover, observe_in, refusal_of
+from .engine import REFUSALS, Observation, discover, observe_in, refusal_for
 from .gate import WATCH_ONLY, WHY_HOST_PRESSURE, WHY_NOT_OURS, Facts, may_heal
 from .journal import Journal, compose_key
 from .liveness import EngineHealth
@@ -165,7 +165,7 @@ class Worker:
         if cause in SAME_MATCH and last is not None and _single_key(self.policy):
             container = view.get(last.id)
             if container is not None and discover(
-                self.policy.match, self.policy.project, [container]
+                self.policy.match, self.policy.project, [container], self.policy.compose_file
             ):
                 return [container]
         return view.containers()
@@ -278,13 +278,14 @@ class Worker:
         if container is None or seen.is_healthy or self.refused_told == container.id:
             return
         self.refused_told = container.id
+        why = refusal_for(self.policy, container)
         log_event(
             log,
             logging.WARNING,
             "heal.refused",
-            "not healed: its orchestrator replaces it",
+            REFUSALS.get(why or "", "not healed"),
             **self.fields(seen),
-            why=refusal_of(container),
+            why=why,
         )
 
     def _defer(self, seen: Observation, now: float) -> None:

@@ -181,3 +181,55 @@ def test_a_failed_compose_start_is_reported_once_then_retried_with_backoff(
     assert containers["app"].attrs["State"]["Running"] is True
     assert containers["side"].attrs["State"]["Running"] is True  # never stopped
     assert len(agent.events("heal.failed")) == 1
+
+
+def test_a_stack_up_under_another_project_name_is_healed_in_its_own_project(
+    client, image, compose_cmd, agents, tmp_path
+):
+    """`docker compose -p prod up -d` from a directory named otherwise, and a policy with
+    compose.file, scope compose and no project: the heal acts on prod (the container's own
+    project, from its labels), creates no second stack, and a namesake `app` of another
+    stack on the host neither matches nor makes the service ambiguous."""
+    prod = f"dst-{RUN_ID}-prod"
+    file = stack_file(tmp_path / "checkout", image)
+    other_file = stack_file(tmp_path / "elsewhere", image)
+    bases = [
+        build_base_argv(compose_cmd, file, prod),
+        build_base_argv(compose_cmd, other_file, f"dst-{RUN_ID}-elsewhere"),
+        build_base_argv(compose_cmd, file, None),  # what compose would derive: "checkout"
+    ]
+    try:
+        for base in bases[:2]:
+            run_compose([*base, "up", "-d", "--wait"], 120)
+        before = stack_containers(client, prod)["app"]
+        write_policy(
+            tmp_path / "p",
+            "app",
+            match={"compose_service": "app"},
+            compose={"file": str(file)},
+            check={"interval": "1s"},
+            heal={"pause": "200ms", "ready_timeout": "30s", "scope": "compose"},
+        )
+        agent = agents.start(tmp_path / "p", tmp_path / "state")
+        running = agent.wait_event("service.status", service="app", status="running")
+        assert running["container"] == before.name
+        before.exec_run(["rm", "/tmp/healthy"])
+
+        agent.wait_event("heal.recovered", service="app")
+        apps = client.containers.list(
+            all=True,
+            filters={
+                "label": ["com.docker.compose.service=app", f"docker-supervisor.test={RUN_ID}"]
+            },
+        )
+        projects = sorted(c.labels["com.docker.compose.project"] for c in apps)
+        assert projects == sorted([prod, f"dst-{RUN_ID}-elsewhere"])  # no third stack
+        after = stack_containers(client, prod)["app"]
+        assert (
+            after.id == before.id
+            and after.attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]
+        )
+        assert agent.events("service.status", service="app", reason="ambiguous") == []
+    finally:
+        for base in bases:
+            run_compose([*base, "down", "--timeout", "1"], 120)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from supervisor.engine import ContainerInfo, observe_in
@@ -379,6 +380,7 @@ class SimCompose:
     def __init__(self, engine: SimEngine) -> None:
         self.engine = engine
         self.failing = False
+        self.made = 0
         self.calls: list[tuple[float, str, tuple[str, ...]]] = []  # (at, verb, services)
 
     def _targets(self, project: str | None, services) -> list[str]:
@@ -392,7 +394,7 @@ class SimCompose:
     def stop(self, file, project, timeout_s=None, services=(), grace_s=0.0) -> None:
         self.engine._act()
         self.calls.append((self.engine.world.timers.now(), "stop", tuple(services)))
-        for cid in self._targets(project, services):
+        for cid in self._targets(project or _derived(file), services):
             self.engine.stop_within(cid, timeout_s)
 
     def up(self, file, project, services=(), no_deps=False, no_recreate=False) -> None:
@@ -400,8 +402,22 @@ class SimCompose:
         self.calls.append((self.engine.world.timers.now(), "up", tuple(services)))
         if self.failing:
             raise ComposeError(f"exit code 1: compose -f {file} up -d", "simulated: port taken")
-        for cid in self._targets(project, services):
+        project = project or _derived(file)  # without -p, compose names it by the directory
+        targets = self._targets(project, services)
+        for service in services:  # a service of that project with no container: created
+            labels = {"com.docker.compose.service": service, "com.docker.compose.project": project}
+            if not any(self.engine.containers[c].labels == labels for c in targets):
+                self.engine.world.compose_created(project, service)
+                self.made += 1
+                cid = f"made-{self.made}".ljust(12, "0")
+                self.engine.create(cid, f"{project}-{service}-1", labels)
+        for cid in targets:
             self.engine.do_start(cid, "agent")
+
+
+def _derived(file) -> str:
+    """The project compose derives without -p: the compose file's directory's name."""
+    return Path(file).parent.name
 
 
 @dataclass

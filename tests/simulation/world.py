@@ -183,6 +183,11 @@ class World:
         for c in self.engine.containers.values():
             c.stop_timeout_s = contracts.choice([None, None, 3, 20])
             c.shutdown_s = contracts.choice([0.0, 0.5, 5.0, 12.0])
+        if policies is None and seed % 2 == 1 and "stack" in self.policies:
+            # The operator ran the stack with -p other; its policy names the file alone.
+            stack = self.policies["stack"]
+            self.policies["stack"] = replace(stack, compose=replace(stack.compose, project=None))
+            self.in_force = dict(self.policies)
         if policies is None and seed % 2 == 0:
             for name, policy in self.policies.items():
                 self.policies[name] = replace(
@@ -725,6 +730,16 @@ class World:
         ]
         if len(cycling) > CONCURRENCY or self.agent.runner.active > CONCURRENCY:
             self.violation(f"more than {CONCURRENCY} cycles at once: {cycling}")
+
+    def compose_created(self, project: str, service: str) -> None:
+        """`compose up` made a container: only ever of a project and service the operator
+        runs (a heal in the wrong project makes a second stack on fresh volumes)."""
+        if not any(
+            c.labels.get("com.docker.compose.project") == project
+            and c.labels.get("com.docker.compose.service") == service
+            for c in self.engine.containers.values()
+        ):
+            self.violation(f"compose created {project}-{service}: a stack nobody runs")
 
     def removed_by_stop(self, cid: str, actor: str) -> None:
         """The engine removed a `--rm` container as it stopped: never by the agent's doing."""

@@ -1,18 +1,21 @@
 """engine.discover: the match keys in schema order, ambiguity, one-off containers."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from supervisor.engine import (
+    REFUSED_OTHER_PROJECT,
     ContainerInfo,
     _from_inspect,
     discover,
     parse_started_at,
+    refusal_for,
     stop_timeout_for,
     stop_wait_s,
 )
-from supervisor.policy import Match
+from supervisor.policy import ComposeRef, Match, Policy
 
 
 def c(name, labels=None, ports=()):
@@ -155,3 +158,29 @@ def test_inspect_reads_the_stop_contract_and_auto_remove():
     assert (bare.stop_timeout_s, bare.auto_remove) == (None, False)
     forever = _from_inspect({"Id": "abc", "Config": {"StopTimeout": -1}})
     assert forever.stop_timeout_s is None
+
+
+def test_a_compose_service_without_a_project_is_the_policy_files_own():
+    """`compose_service: web` with compose.file and no project: only the containers compose
+    made from that file, never a `web` of another stack (none is ambiguous)."""
+    mine, theirs = Path("/srv/app/compose.yml"), "/srv/other/compose.yml"
+    files = "com.docker.compose.project.config_files"
+    prod = c("prod-web-1", {**WEB.labels, "com.docker.compose.project": "prod", files: str(mine)})
+    other = c("other-web-1", {**WEB_OTHER.labels, files: theirs})
+    by_hand = c("web-by-hand", {"com.docker.compose.service": "web"})  # no label: can't tell
+    match = Match(compose_service="web")
+    assert discover(match, None, [prod, other], mine) == [prod]
+    assert discover(match, None, [prod, other]) == [prod, other]  # no file: every project
+    assert discover(match, None, [other, by_hand], mine) == [by_hand]
+    assert discover(match, "other", [prod, other], mine) == [other]  # a project wins
+
+
+def test_a_policy_whose_compose_file_is_not_the_containers_project_is_refused():
+    files = "com.docker.compose.project.config_files"
+    prod = c("prod-web-1", {**WEB.labels, "com.docker.compose.project": "prod", files: "/a.yml"})
+    policy = Policy("web", Match(name="prod-web-1"), ComposeRef(Path("/b.yml")))
+    assert refusal_for(policy, prod) == REFUSED_OTHER_PROJECT
+    assert refusal_for(replace(policy, compose=ComposeRef(Path("/a.yml"))), prod) is None
+    named = replace(policy, compose=ComposeRef(Path("/a.yml"), "staging"))
+    assert refusal_for(named, prod) == REFUSED_OTHER_PROJECT
+    assert refusal_for(replace(policy, compose=None), prod) is None
