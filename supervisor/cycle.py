@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .engine import stop_wait_s
+from .engine import exited_since, stop_wait_s
 from .errors import ContainerGone
 from .gate import Verdict, may_heal
 from .journal import DEPENDENT, PROJECT, Intent
 from .keeper import hand_to_keeper, stopped_by_agent
 from .logs import log_event
 from .manager import (
+    FAILED_EXITED,
     FAILED_GONE,
     FAILED_NOT_READY,
     FAILED_START,
@@ -111,9 +112,16 @@ class Cycle:
             self._dependents_done(message.value or [], message.error)
 
     def look(self, seen: Observation) -> None:
-        """Every look of the worker's while this cycle runs: is it ready yet?"""
-        if self.phase == READY and self.w.is_ready(seen, self.stop_at or 0.0):
+        """Every look of the worker's while this cycle runs: is it ready yet? Or did it
+        exit after this cycle's start (no point waiting out ready_timeout)?"""
+        if self.phase != READY:
+            return
+        if self.w.is_ready(seen, self.stop_at or 0.0):
             self._recovered()
+            return
+        code = exited_since(seen.container.state if seen.container else None, self.stop_at)
+        if code is not None:
+            self._finish(False, FAILED_EXITED, f"exited with code {code} after its start")
 
     def interrupt(self, why: str) -> None:
         """Pause, reset, a changed policy, removal or shutdown. Before the stop, the cycle

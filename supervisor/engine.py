@@ -287,6 +287,17 @@ def _parse_time(text: Any) -> float | None:
         return None
 
 
+def exited_since(state: Mapping[str, Any] | None, since: float | None) -> int | None:
+    """The exit code of a container that started after `since` and has exited since then,
+    or None (running, or its state still shows the stop before that start)."""
+    if since is None or state is None or state.get("Running") or state.get("Restarting"):
+        return None
+    started, finished = parse_started_at(state), parse_finished_at(state)
+    if started is None or finished is None or started <= since or finished < started:
+        return None
+    return int(state.get("ExitCode") or 0)
+
+
 def was_down_before(state: Mapping[str, Any] | None, at: float) -> bool:
     """Whether the container was already down at `at` (it finished before then). A
     container that exists, is not running and finished at or after `at` was taken down

@@ -44,6 +44,7 @@ FAILED_STOP = "stop_failed"
 FAILED_START = "start_failed"
 FAILED_GONE = "container_gone"
 FAILED_TAKEN_OVER = "taken_over"
+FAILED_EXITED = "exited"  # the container exited after the heal's start
 
 
 @dataclass(frozen=True)

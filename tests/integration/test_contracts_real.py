@@ -146,3 +146,21 @@ def test_a_dependent_stopped_by_hand_is_not_started_by_its_parents_heal(
     assert said == {app.name: ("skipped", "stopped by hand"), beside.name: ("restarted", None)}
     app.reload()
     assert app.attrs["State"]["Running"] is False
+
+
+def test_a_start_that_exits_ends_the_wait_for_health_at_once(client, containers, agents, tmp_path):
+    """Healed, it exits 1 at once on its next start (a missing upstream, say): the heal
+    fails then, with the exit code, not after ready_timeout (30 s)."""
+    once = "test -f /tmp/started && exit 1; touch /tmp/started /tmp/healthy; exec sleep 86400"
+    c = containers.run("once", ["sh", "-c", once], healthcheck=file_healthcheck())
+    wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
+    write_policy(
+        tmp_path / "p", "once", match={"name": c.name}, check={"interval": "1s"}, heal=FAST_HEAL
+    )
+    agent = agents.start(tmp_path / "p", tmp_path / "state")
+    agent.wait_event("service.status", service="once", status="running")
+    c.exec_run(["rm", "/tmp/healthy"])
+
+    failed = agent.wait_event("heal.failed", service="once", timeout_s=20)
+    assert (failed["reason"], failed["detail"]) == ("exited", "exited with code 1 after its start")
+    assert failed["duration_s"] < 10

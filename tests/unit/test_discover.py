@@ -10,6 +10,7 @@ from supervisor.engine import (
     ContainerInfo,
     _from_inspect,
     discover,
+    exited_since,
     parse_started_at,
     refusal_for,
     stop_timeout_for,
@@ -184,3 +185,28 @@ def test_a_policy_whose_compose_file_is_not_the_containers_project_is_refused():
     named = replace(policy, compose=ComposeRef(Path("/a.yml"), "staging"))
     assert refusal_for(named, prod) == REFUSED_OTHER_PROJECT
     assert refusal_for(replace(policy, compose=None), prod) is None
+
+
+@pytest.mark.parametrize(
+    ("state", "code"),
+    [
+        ({"Running": True, "StartedAt": "2026-01-01T00:00:20Z"}, None),
+        # Still the stop made at 10 (started before it): the start is not seen yet.
+        (
+            {"Running": False, "StartedAt": "2026-01-01T00:00:05Z",
+             "FinishedAt": "2026-01-01T00:00:11Z", "ExitCode": 143},
+            None,
+        ),
+        # Started at 20, after the heal's stop at 10, and exited 1 at 21: fail fast.
+        (
+            {"Running": False, "StartedAt": "2026-01-01T00:00:20Z",
+             "FinishedAt": "2026-01-01T00:00:21Z", "ExitCode": 1},
+            1,
+        ),
+        ({"Restarting": True, "StartedAt": "2026-01-01T00:00:20Z",
+          "FinishedAt": "2026-01-01T00:00:21Z", "ExitCode": 1}, None),
+    ],
+)  # fmt: skip
+def test_exited_since_a_heals_stop(state, code):
+    stop_at = parse_started_at({"StartedAt": "2026-01-01T00:00:10Z"})
+    assert exited_since(state, stop_at) == code
