@@ -45,7 +45,7 @@ frontend engine
     acl ping path_reg ^(/v[0-9.]+)?/_ping$
     acl read path_reg ^(/v[0-9.]+)?/(version|containers/json|events)$
     acl read path_reg ^(/v[0-9.]+)?/(containers|exec)/{id}/json$
-    acl act path_reg ^(/v[0-9.]+)?/(containers/{id}/(start|stop|exec)|exec/{id}/start)$
+    acl act path_reg ^(/v[0-9.]+)?/(containers/{id}/(start|stop|restart|exec)|exec/{id}/start)$
     http-request allow if {{ method GET HEAD }} ping
     http-request allow if {{ method GET }} read
     http-request allow if {{ method POST }} act
