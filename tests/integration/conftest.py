@@ -178,3 +178,16 @@ def container_state(client, container) -> dict:
 
 def health_of(client, container) -> str | None:
     return (container_state(client, container).get("Health") or {}).get("Status")
+
+
+def supervise(agents, tmp_path: Path, service: str, container, heal: dict, *extra: str):
+    """An agent supervising `container` as `service` (checked every second, with `heal`),
+    started and past its first look of it running."""
+    from tests.support import write_policy
+
+    write_policy(
+        tmp_path / "p", service, match={"name": container.name}, check={"interval": "1s"}, heal=heal
+    )
+    agent = agents.start(tmp_path / "p", tmp_path / "state", *extra)
+    agent.wait_event("service.status", service=service, status="running")
+    return agent

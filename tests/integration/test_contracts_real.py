@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from tests.integration.conftest import file_healthcheck, health_of
-from tests.support import FAST_HEAL, wait_for, write_policy
+from tests.integration.conftest import file_healthcheck, health_of, supervise
+from tests.support import FAST_HEAL, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -45,15 +45,7 @@ def test_a_heal_gives_a_container_its_own_stop_timeout(client, containers, agent
     )
     wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
     since = time.time()
-    write_policy(
-        tmp_path / "p",
-        "slow",
-        match={"name": c.name},
-        check={"interval": "1s"},
-        heal=heal_without("stop_timeout"),
-    )
-    agent = agents.start(tmp_path / "p", tmp_path / "state")
-    agent.wait_event("service.status", service="slow", status="running")
+    agent = supervise(agents, tmp_path, "slow", c, heal_without("stop_timeout"))
     c.exec_run(["rm", "/tmp/healthy"])
 
     stopping = agent.wait_event("heal.stopping", service="slow")
@@ -75,15 +67,7 @@ def test_a_policy_stop_timeout_rounds_up_never_to_an_immediate_kill(
     )
     wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
     since = time.time()
-    write_policy(
-        tmp_path / "p",
-        "brief",
-        match={"name": c.name},
-        check={"interval": "1s"},
-        heal={**FAST_HEAL, "stop_timeout": "500ms"},
-    )
-    agent = agents.start(tmp_path / "p", tmp_path / "state")
-    agent.wait_event("service.status", service="brief", status="running")
+    agent = supervise(agents, tmp_path, "brief", c, {**FAST_HEAL, "stop_timeout": "500ms"})
     c.exec_run(["rm", "/tmp/healthy"])
 
     stopping = agent.wait_event("heal.stopping", service="brief")
@@ -104,11 +88,7 @@ def test_a_rm_container_is_healed_by_the_engines_restart_and_kept(
     c = containers.run("rm", healthcheck=file_healthcheck(), auto_remove=True)
     wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
     since = time.time()
-    write_policy(
-        tmp_path / "p", "rm", match={"name": c.name}, check={"interval": "1s"}, heal=FAST_HEAL
-    )
-    agent = agents.start(tmp_path / "p", tmp_path / "state")
-    agent.wait_event("service.status", service="rm", status="running")
+    agent = supervise(agents, tmp_path, "rm", c, FAST_HEAL)
     c.exec_run(["rm", "/tmp/healthy"])
 
     agent.wait_event("heal.recovered", timeout_s=60, service="rm")
@@ -128,15 +108,7 @@ def test_a_dependent_stopped_by_hand_is_not_started_by_its_parents_heal(
     app = containers.run("app", network_mode=f"container:{db.id}")
     beside = containers.run("beside", network_mode=f"container:{db.id}")
     wait_for(lambda: health_of(client, db) == "healthy", 30, "healthy")
-    write_policy(
-        tmp_path / "p",
-        "db",
-        match={"name": db.name},
-        check={"interval": "1s"},
-        heal={**FAST_HEAL, "dependents": "restart"},
-    )
-    agent = agents.start(tmp_path / "p", tmp_path / "state")
-    agent.wait_event("service.status", service="db", status="running")
+    agent = supervise(agents, tmp_path, "db", db, {**FAST_HEAL, "dependents": "restart"})
     app.stop(timeout=1)  # seen by the agent, as an operator's
     db.exec_run(["rm", "/tmp/healthy"])
 
@@ -154,11 +126,7 @@ def test_a_start_that_exits_ends_the_wait_for_health_at_once(client, containers,
     once = "test -f /tmp/started && exit 1; touch /tmp/started /tmp/healthy; exec sleep 86400"
     c = containers.run("once", ["sh", "-c", once], healthcheck=file_healthcheck())
     wait_for(lambda: health_of(client, c) == "healthy", 30, "healthy")
-    write_policy(
-        tmp_path / "p", "once", match={"name": c.name}, check={"interval": "1s"}, heal=FAST_HEAL
-    )
-    agent = agents.start(tmp_path / "p", tmp_path / "state")
-    agent.wait_event("service.status", service="once", status="running")
+    agent = supervise(agents, tmp_path, "once", c, FAST_HEAL)
     c.exec_run(["rm", "/tmp/healthy"])
 
     failed = agent.wait_event("heal.failed", service="once", timeout_s=20)

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from tests.integration.conftest import health_of
+from tests.integration.conftest import health_of, supervise
 from tests.integration.test_contracts_real import at_s, engine_events
 from tests.integration.workloads.images import ensure_images
-from tests.support import FAST_HEAL, wait_for, write_policy
+from tests.support import FAST_HEAL, wait_for
 
 pytestmark = pytest.mark.engine
 
@@ -44,15 +44,9 @@ def test_postgres_gets_its_slow_clean_shutdown(client, images, containers, agent
     db = containers.run("pg", image=images["postgres"], stop_timeout=30)
     healthy(client, db, "postgres healthy")
     sql(db, f"CREATE TABLE t (n int); INSERT INTO t SELECT generate_series(1, {ROWS})")
-    write_policy(
-        tmp_path / "p",
-        "pg",
-        match={"name": db.name},
-        check={"interval": "1s"},
-        heal={k: v for k, v in FAST_HEAL.items() if k != "stop_timeout"},
+    agent = supervise(
+        agents, tmp_path, "pg", db, {k: v for k, v in FAST_HEAL.items() if k != "stop_timeout"}
     )
-    agent = agents.start(tmp_path / "p", tmp_path / "state")
-    agent.wait_event("service.status", service="pg", status="running")
     since = time.time()
     db.exec_run(["psql", "-h", "127.0.0.1", "-c", "SELECT pg_sleep(12)"], detach=True)
     wait_for(lambda: sql(db, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
@@ -81,17 +75,11 @@ def test_a_hung_postgres_is_healed_and_keeps_every_committed_row(
     sql(db, "CREATE TABLE t (n int)")
     for start in range(0, ROWS, 50):  # each a committed transaction the client was told of
         sql(db, f"INSERT INTO t SELECT generate_series({start + 1}, {start + 50})")
-    write_policy(
-        tmp_path / "p",
-        "pg",
-        match={"name": db.name},
-        check={"interval": "1s"},
-        heal={**FAST_HEAL, "stop_timeout": "3s"},
-    )
     # Its checks time out (not fail): on a busy CI host the pressure guard would rightly
     # defer the heal; this test is about the data, so it runs without the guard.
-    agent = agents.start(tmp_path / "p", tmp_path / "state", "--no-pressure-guard")
-    agent.wait_event("service.status", service="pg", status="running")
+    agent = supervise(
+        agents, tmp_path, "pg", db, {**FAST_HEAL, "stop_timeout": "3s"}, "--no-pressure-guard"
+    )
     client.api.kill(db.id, "SIGSTOP")
 
     agent.wait_event("service.status", service="pg", reason="unhealthy", timeout_s=60)
@@ -108,15 +96,9 @@ def test_a_redis_past_its_check_is_healed_with_its_data(
     healthy(client, cache, "redis healthy")
     for i in range(ROWS):
         assert redis(cache, "SET", f"k{i}", str(i)) == "OK"
-    write_policy(
-        tmp_path / "p",
-        "cache",
-        match={"name": cache.name},
-        check={"interval": "1s"},
-        heal={**FAST_HEAL, "stop_timeout": "3s"},
+    agent = supervise(
+        agents, tmp_path, "cache", cache, {**FAST_HEAL, "stop_timeout": "3s"}, "--no-pressure-guard"
     )
-    agent = agents.start(tmp_path / "p", tmp_path / "state", "--no-pressure-guard")
-    agent.wait_event("service.status", service="cache", status="running")
     cache.exec_run(["redis-cli", "-h", "127.0.0.1", "DEBUG", "SLEEP", "60"], detach=True)
 
     agent.wait_event("service.status", service="cache", reason="unhealthy", timeout_s=60)
