@@ -255,11 +255,13 @@ class SimEngine:
         pass
 
     def stop(self, container: ContainerInfo, timeout_s: int | None) -> None:
+        self.world.agent_stopping(container.id)  # tried, whether it reaches the engine or not
         self._act()
         with self.acting_on((container.id,)):
             self.stop_within(container.id, timeout_s)
 
     def restart(self, container: ContainerInfo, timeout_s: int | None) -> None:
+        self.world.agent_stopping(container.id)
         self._act()
         with self.acting_on((container.id,)):
             self.stop_within(container.id, timeout_s, restart=True)
@@ -392,6 +394,8 @@ class SimCompose:
         ]
 
     def stop(self, file, project, timeout_s=None, services=(), grace_s=0.0) -> None:
+        for cid in self._targets(project or _derived(file), services):
+            self.engine.world.agent_stopping(cid)  # a failed stop may have half happened
         self.engine._act()
         self.calls.append((self.engine.world.timers.now(), "stop", tuple(services)))
         for cid in self._targets(project or _derived(file), services):

@@ -49,6 +49,9 @@ from .sim import (
 )
 
 CONCURRENCY = 2
+# How long after the agent's own try to stop a container a stop by hand of it cannot be
+# told from the agent's (a real stop takes up to its timeout; a failed one may be half done).
+OWN_STOP_S = 5.0
 POLICY_DIR = Path("/sim/policies")
 PROJECT = "sim"
 
@@ -204,6 +207,7 @@ class World:
         # saved what it saw).
         self.hand_stopped: dict[str, str] = {}
         self.hand_stopped_at: dict[str, float] = {}
+        self.agent_stop_at: dict[str, float] = {}  # the agent's last try to stop each
         if os.environ.get("SIM_VERBOSE"):
             setup_logging("DEBUG", sys.stderr)
         root = logging.getLogger("supervisor")
@@ -667,7 +671,8 @@ class World:
         previous = self.last.get(cid)
         self.last[cid] = action
         if action.actor == "operator" and action.verb == "stop":
-            self.hand_stopped[cid] = "pending"
+            during_own = action.at - self.agent_stop_at.get(cid, float("-inf")) < OWN_STOP_S
+            self.hand_stopped[cid] = "ambiguous" if during_own else "pending"
             self.hand_stopped_at[cid] = action.at
         elif action.actor == "operator":
             self.hand_stopped.pop(cid, None)
@@ -740,6 +745,16 @@ class World:
             for c in self.engine.containers.values()
         ):
             self.violation(f"compose created {project}-{service}: a stack nobody runs")
+
+    def agent_stopping(self, cid: str) -> None:
+        """The agent tries to stop this container (down already or not, reaching the engine
+        or failing half-done): a stop by hand of it around then cannot be told from the
+        agent's, whose own stop may take seconds."""
+        now = self.timers.now()
+        self.agent_stop_at[cid] = now
+        at = self.hand_stopped_at.get(cid)
+        if at is not None and now - at < 1.0 and cid in self.hand_stopped:
+            self.hand_stopped[cid] = "ambiguous"
 
     def removed_by_stop(self, cid: str, actor: str) -> None:
         """The engine removed a `--rm` container as it stopped: never by the agent's doing."""
