@@ -17,7 +17,6 @@ from typing import Any
 
 from .compose import DEFAULT_COMPOSE_TIMEOUT_S, Compose, find_compose_command
 from .engine import (
-    LABEL_COMPOSE_ONEOFF,
     LABEL_COMPOSE_PROJECT,
     LABEL_COMPOSE_SERVICE,
     SHARES_NETWORK,
@@ -25,6 +24,7 @@ from .engine import (
     Engine,
     Observation,
     find_dependents,
+    refusal_of,
     stop_timeout_for,
     stop_wait_s,
     was_down_before,
@@ -229,7 +229,8 @@ class ServiceManager:
 
     def project_neighbours(self, container: ContainerInfo | None) -> list[ContainerInfo]:
         """What a `scope: project` heal stops besides the service's own container: every
-        other container of its project (none for the other scopes)."""
+        other container of its project but one-offs and Swarm tasks (none for the other
+        scopes). It starts again only those it took down (`taken_down`)."""
         project = self._project(container)
         if self.policy.heal.scope != "project" or not project:
             return []
@@ -239,8 +240,27 @@ class ServiceManager:
             for c in self.engine.containers_now()
             if c.labels.get(LABEL_COMPOSE_PROJECT) == project
             and c.id != own
-            and c.labels.get(LABEL_COMPOSE_ONEOFF) != "True"
+            and refusal_of(c) is None
         ]
+
+    def taken_down(self, containers: list[ContainerInfo], since: float) -> list[ContainerInfo]:
+        """Those of `containers` a stop made at `since` took down, by the engine's word:
+        down now, and finished at or after it (one down before is not)."""
+        found = []
+        for c in containers:
+            state = self.state_of(c)
+            if state is not None and not state.get("Running") and not was_down_before(state, since):
+                found.append(c)
+        return found
+
+    def project_services(
+        self, container: ContainerInfo | None, neighbours: list[ContainerInfo]
+    ) -> tuple[str, ...]:
+        """The compose services a `scope: project` heal starts again: its own and those of
+        the neighbours it took down, and no other."""
+        found = {self._service_of(container)}
+        found.update(c.labels.get(LABEL_COMPOSE_SERVICE) for c in neighbours)
+        return tuple(sorted(s for s in found if s))
 
     def state_of(self, container: ContainerInfo | None) -> dict[str, Any] | None:
         """The engine's State of the container (one inspect); None when it is gone."""
@@ -252,11 +272,15 @@ class ServiceManager:
             return None
 
     def start_step(
-        self, container: ContainerInfo | None, retry_delays_s: tuple[float, ...] = (0, 0.5, 1, 2)
+        self,
+        container: ContainerInfo | None,
+        retry_delays_s: tuple[float, ...] = (0, 0.5, 1, 2),
+        project_services: tuple[str, ...] = (),
     ) -> bool:
         """Start again what `stop_step` stopped, retrying briefly: it must not stay down.
         A container that no longer exists is not retried (ContainerGone). False when an
-        operator stopped it by hand since: theirs now, it is left as it is."""
+        operator stopped it by hand since: theirs now, it is left as it is. A `scope:
+        project` heal starts `project_services`, those it took down."""
         last: SupervisorError | None = None
         for delay_s in retry_delays_s:
             self._sleep(delay_s)
@@ -269,7 +293,7 @@ class ServiceManager:
                         return True  # restarted by the stop step, in one call
                     self.engine.start(container)
                 else:
-                    self._compose_up(container)
+                    self._compose_up(container, project_services)
                 return True
             except ContainerGone:
                 raise
@@ -294,16 +318,20 @@ class ServiceManager:
         labels = container.labels if container is not None else {}
         return labels.get(LABEL_COMPOSE_SERVICE) or self.policy.match.compose_service
 
-    def _compose_up(self, container: ContainerInfo | None) -> None:
-        """Start what `stop_step` stopped: the whole project with a blanket `up -d`, or the
-        one service, as it is (`--no-deps --no-recreate`); a service whose container is
-        missing is created, with what it depends on that is not up (nothing recreated)."""
+    def _compose_up(
+        self, container: ContainerInfo | None, project_services: tuple[str, ...] = ()
+    ) -> None:
+        """Start what `stop_step` stopped, as it is (`--no-deps --no-recreate`: no edit
+        deployed): the project's services the heal took down, or the one service; a
+        service whose container is missing is created, with what it depends on that is not
+        up (nothing recreated)."""
         ref, services = self.policy.compose, self._heal_services(container)
         # An `up` marks no stops: one that recreates removes what it stopped, and an
         # operator's stop just after it is the operator's.
         with self._acting_on_compose(container, services, stopping=False):
             if not services:
-                self.compose().up(ref.file, self._project(container))
+                wanted = project_services or self.project_services(container, [])
+                self.compose().up(ref.file, self._project(container), wanted, True, True)
             else:
                 exists = self.state_of(container) is not None
                 self.compose().up(ref.file, self._project(container), services, exists, True)
