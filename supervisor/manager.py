@@ -141,7 +141,7 @@ class ServiceManager:
         try:
             if self.policy.compose is not None:
                 ref = self.policy.compose
-                grace_s = self._longest_stop_s(self._project_containers(seen.container))
+                grace_s = self._longest_stop_s(self._in_project(seen.container))
                 self.compose().stop(
                     ref.file, self._project(seen.container), policy_s, grace_s=grace_s
                 )
@@ -217,31 +217,26 @@ class ServiceManager:
             waits.append(stop_wait_s(None, self.policy.heal.stop_timeout_s))
         return max(waits, default=stop_wait_s(None, None))
 
-    def _project_containers(self, container: ContainerInfo | None) -> list[ContainerInfo]:
+    def _in_project(self, container: ContainerInfo | None) -> list[ContainerInfo]:
+        """Every container of the container's compose project the agent may act on (no
+        one-off, no Swarm task); just the container without a project."""
         project = self._project(container)
         if not project:
             return [container] if container is not None else []
         return [
             c
             for c in self.engine.containers_now()
-            if c.labels.get(LABEL_COMPOSE_PROJECT) == project
+            if c.labels.get(LABEL_COMPOSE_PROJECT) == project and refusal_of(c) is None
         ]
 
     def project_neighbours(self, container: ContainerInfo | None) -> list[ContainerInfo]:
         """What a `scope: project` heal stops besides the service's own container: every
         other container of its project but one-offs and Swarm tasks (none for the other
         scopes). It starts again only those it took down (`taken_down`)."""
-        project = self._project(container)
-        if self.policy.heal.scope != "project" or not project:
+        if self.policy.heal.scope != "project" or not self._project(container):
             return []
         own = container.id if container is not None else None
-        return [
-            c
-            for c in self.engine.containers_now()
-            if c.labels.get(LABEL_COMPOSE_PROJECT) == project
-            and c.id != own
-            and refusal_of(c) is None
-        ]
+        return [c for c in self._in_project(container) if c.id != own]
 
     def taken_down(self, containers: list[ContainerInfo], since: float) -> list[ContainerInfo]:
         """Those of `containers` a stop made at `since` took down, by the engine's word:
