@@ -69,7 +69,6 @@ class Cycle:
         self.stop_error: str | None = None
         self.intent_key: str | None = None
         self.neighbour_keys: tuple[str, ...] = ()  # scope project: the rest of the project
-        self.project_services: tuple[str, ...] = ()  # scope project: what it took down
 
     def begin(self, delay_s: float) -> None:
         if delay_s > 0:
@@ -98,12 +97,7 @@ class Cycle:
             if self.phase == QUEUED:
                 self._go()
         elif message.step == STOPPING:
-            outcome, at, self.neighbour_keys, self.project_services = message.value or (
-                None,
-                self.stop_at,
-                (),
-                (),
-            )
+            outcome, at, self.neighbour_keys = message.value or (None, self.stop_at, ())
             if self.stop_at is not None and at != self.stop_at:
                 # The budget counts the attempt from when the stop was really sent.
                 self.w.tracker.retime_attempt(self.stop_at, at)
@@ -198,24 +192,24 @@ class Cycle:
         self.w.publish()  # the attempt is in the row the intent's write-through saves
         journal, manager, worker = self.ctx.journal, self.w.manager, self.w
 
-        def stop() -> tuple[str, float, tuple[str, ...], tuple[str, ...]]:
+        def stop() -> tuple[str, float, tuple[str, ...]]:
             at = worker.now()
             if not worker.may_act_now(container):
-                return CANCELLED, at, (), ()
+                return CANCELLED, at, ()
             # Stamped as it is written, just before the stop, and again as the stop returns:
             # only a later start fulfils it, and only a container that finished in between
             # was taken down by this stop.
-            project = manager.project_neighbours(container)
-            neighbours = [Intent.for_container(worker.service, c.id, at, PROJECT) for c in project]
+            neighbours = [
+                Intent.for_container(worker.service, c.id, at, PROJECT)
+                for c in manager.project_neighbours(container)
+            ]
             keys = (intent.key, *(n.key for n in neighbours))
             journal.record(replace(intent, at=at), *neighbours)
             try:
                 manager.stop_step(container)
             finally:
                 journal.stopped(keys, worker.now())
-            # What was down before (an exited one-shot, one stopped by hand) stays down.
-            taken = manager.taken_down(project, at) if project else []
-            return STOPPED, at, keys[1:], manager.project_services(container, taken)
+            return STOPPED, at, keys[1:]
 
         self.ctx.runner.effect(self.w, self.token, STOPPING, stop)
 
@@ -259,8 +253,7 @@ class Cycle:
                 owed = journal.get(key)
                 if owed is None or not stopped_by_agent(manager.state_of(container), owed):
                     return SKIPPED
-            started = manager.start_step(container, project_services=self.project_services)
-            return STARTED if started else TAKEN_OVER
+            return STARTED if manager.start_step(container) else TAKEN_OVER
 
         self.ctx.runner.effect(self.w, self.token, STARTING, start)
 

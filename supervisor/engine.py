@@ -561,7 +561,9 @@ def _from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
         network_mode=host.get("NetworkMode") or None,
         created=_parse_time(data.get("Created")) or 0.0,
         health_check_s=_health_check_s(config.get("Healthcheck")),
-        stop_timeout_s=stop_timeout,
+        stop_timeout_s=stop_timeout
+        if isinstance(stop_timeout, int) and stop_timeout >= 0
+        else None,
         auto_remove=bool(host.get("AutoRemove")),
     )
 

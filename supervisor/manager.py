@@ -17,6 +17,7 @@ from typing import Any
 
 from .compose import DEFAULT_COMPOSE_TIMEOUT_S, Compose, find_compose_command
 from .engine import (
+    LABEL_COMPOSE_ONEOFF,
     LABEL_COMPOSE_PROJECT,
     LABEL_COMPOSE_SERVICE,
     SHARES_NETWORK,
@@ -24,7 +25,6 @@ from .engine import (
     Engine,
     Observation,
     find_dependents,
-    refusal_of,
     stop_timeout_for,
     stop_wait_s,
     was_down_before,
@@ -141,7 +141,7 @@ class ServiceManager:
         try:
             if self.policy.compose is not None:
                 ref = self.policy.compose
-                grace_s = self._longest_stop_s(self._in_project(seen.container))
+                grace_s = self._longest_stop_s(self._project_containers(seen.container))
                 self.compose().stop(
                     ref.file, self._project(seen.container), policy_s, grace_s=grace_s
                 )
@@ -217,45 +217,30 @@ class ServiceManager:
             waits.append(stop_wait_s(None, self.policy.heal.stop_timeout_s))
         return max(waits, default=stop_wait_s(None, None))
 
-    def _in_project(self, container: ContainerInfo | None) -> list[ContainerInfo]:
-        """Every container of the container's compose project the agent may act on (no
-        one-off, no Swarm task); just the container without a project."""
+    def _project_containers(self, container: ContainerInfo | None) -> list[ContainerInfo]:
         project = self._project(container)
         if not project:
             return [container] if container is not None else []
         return [
             c
             for c in self.engine.containers_now()
-            if c.labels.get(LABEL_COMPOSE_PROJECT) == project and refusal_of(c) is None
+            if c.labels.get(LABEL_COMPOSE_PROJECT) == project
         ]
 
     def project_neighbours(self, container: ContainerInfo | None) -> list[ContainerInfo]:
         """What a `scope: project` heal stops besides the service's own container: every
-        other container of its project but one-offs and Swarm tasks (none for the other
-        scopes). It starts again only those it took down (`taken_down`)."""
-        if self.policy.heal.scope != "project" or not self._project(container):
+        other container of its project (none for the other scopes)."""
+        project = self._project(container)
+        if self.policy.heal.scope != "project" or not project:
             return []
         own = container.id if container is not None else None
-        return [c for c in self._in_project(container) if c.id != own]
-
-    def taken_down(self, containers: list[ContainerInfo], since: float) -> list[ContainerInfo]:
-        """Those of `containers` a stop made at `since` took down, by the engine's word:
-        down now, and finished at or after it (one down before is not)."""
-        found = []
-        for c in containers:
-            state = self.state_of(c)
-            if state is not None and not state.get("Running") and not was_down_before(state, since):
-                found.append(c)
-        return found
-
-    def project_services(
-        self, container: ContainerInfo | None, neighbours: list[ContainerInfo]
-    ) -> tuple[str, ...]:
-        """The compose services a `scope: project` heal starts again: its own and those of
-        the neighbours it took down, and no other."""
-        found = {self._service_of(container)}
-        found.update(c.labels.get(LABEL_COMPOSE_SERVICE) for c in neighbours)
-        return tuple(sorted(s for s in found if s))
+        return [
+            c
+            for c in self.engine.containers_now()
+            if c.labels.get(LABEL_COMPOSE_PROJECT) == project
+            and c.id != own
+            and c.labels.get(LABEL_COMPOSE_ONEOFF) != "True"
+        ]
 
     def state_of(self, container: ContainerInfo | None) -> dict[str, Any] | None:
         """The engine's State of the container (one inspect); None when it is gone."""
@@ -267,15 +252,11 @@ class ServiceManager:
             return None
 
     def start_step(
-        self,
-        container: ContainerInfo | None,
-        retry_delays_s: tuple[float, ...] = (0, 0.5, 1, 2),
-        project_services: tuple[str, ...] = (),
+        self, container: ContainerInfo | None, retry_delays_s: tuple[float, ...] = (0, 0.5, 1, 2)
     ) -> bool:
         """Start again what `stop_step` stopped, retrying briefly: it must not stay down.
         A container that no longer exists is not retried (ContainerGone). False when an
-        operator stopped it by hand since: theirs now, it is left as it is. A `scope:
-        project` heal starts `project_services`, those it took down."""
+        operator stopped it by hand since: theirs now, it is left as it is."""
         last: SupervisorError | None = None
         for delay_s in retry_delays_s:
             self._sleep(delay_s)
@@ -288,7 +269,7 @@ class ServiceManager:
                         return True  # restarted by the stop step, in one call
                     self.engine.start(container)
                 else:
-                    self._compose_up(container, project_services)
+                    self._compose_up(container)
                 return True
             except ContainerGone:
                 raise
@@ -313,20 +294,16 @@ class ServiceManager:
         labels = container.labels if container is not None else {}
         return labels.get(LABEL_COMPOSE_SERVICE) or self.policy.match.compose_service
 
-    def _compose_up(
-        self, container: ContainerInfo | None, project_services: tuple[str, ...] = ()
-    ) -> None:
-        """Start what `stop_step` stopped, as it is (`--no-deps --no-recreate`: no edit
-        deployed): the project's services the heal took down, or the one service; a
-        service whose container is missing is created, with what it depends on that is not
-        up (nothing recreated)."""
+    def _compose_up(self, container: ContainerInfo | None) -> None:
+        """Start what `stop_step` stopped: the whole project with a blanket `up -d`, or the
+        one service, as it is (`--no-deps --no-recreate`); a service whose container is
+        missing is created, with what it depends on that is not up (nothing recreated)."""
         ref, services = self.policy.compose, self._heal_services(container)
         # An `up` marks no stops: one that recreates removes what it stopped, and an
         # operator's stop just after it is the operator's.
         with self._acting_on_compose(container, services, stopping=False):
             if not services:
-                wanted = project_services or self.project_services(container, [])
-                self.compose().up(ref.file, self._project(container), wanted, True, True)
+                self.compose().up(ref.file, self._project(container))
             else:
                 exists = self.state_of(container) is not None
                 self.compose().up(ref.file, self._project(container), services, exists, True)

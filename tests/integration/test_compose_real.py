@@ -6,7 +6,7 @@ from supervisor import ServiceManager, Status, load_policy_file
 from supervisor.compose import Compose, build_base_argv, run_compose
 from supervisor.policy import ComposeRef
 from tests.integration.conftest import RUN_ID
-from tests.support import REPO, wait_for, write_policy
+from tests.support import REPO, write_policy
 
 pytestmark = pytest.mark.engine
 
@@ -233,41 +233,3 @@ def test_a_stack_up_under_another_project_name_is_healed_in_its_own_project(
     finally:
         for base in bases:
             run_compose([*base, "down", "--timeout", "1"], 120)
-
-
-def test_a_project_heal_starts_only_what_it_took_down(client, image, compose_cmd, agents, tmp_path):
-    """A stack with a one-shot `init` that ran and exited, and `side`, which an operator
-    stopped: a `scope: project` heal of app starts app again, and leaves both down."""
-    project = f"dst-{RUN_ID}-oneshot"
-    file = stack_file(tmp_path / "stack", image)
-    file.write_text(
-        file.read_text()
-        + f"""\
-  init:
-    image: {image}
-    pull_policy: never
-    command: ["true"]
-    labels: {{docker-supervisor.test: "{RUN_ID}"}}
-"""
-    )
-    base = build_base_argv(compose_cmd, file, project)
-    try:
-        run_compose([*base, "up", "-d", "--wait", "app", "side"], 120)
-        run_compose([*base, "up", "-d", "init"], 120)
-        wait_for(
-            lambda: stack_containers(client, project)["init"].attrs["State"]["Status"] == "exited",
-            30,
-            "the one-shot to finish",
-        )
-        stack_containers(client, project)["side"].stop(timeout=1)
-        before = {name: c.attrs for name, c in stack_containers(client, project).items()}
-        agent = heal_app(client, agents, tmp_path, file, project, scope="project")
-        agent.wait_event("heal.recovered", service="app")
-        after = {name: c.attrs for name, c in stack_containers(client, project).items()}
-        assert after["app"]["State"]["Running"] is True
-        assert after["app"]["State"]["StartedAt"] != before["app"]["State"]["StartedAt"]
-        for name in ("init", "side"):
-            assert after[name]["State"]["Running"] is False, name
-            assert after[name]["State"]["StartedAt"] == before[name]["State"]["StartedAt"], name
-    finally:
-        run_compose([*base, "down", "--timeout", "1"], 120)

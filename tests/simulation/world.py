@@ -544,9 +544,6 @@ class World:
                 c.timing_out = self.rng.random() < 0.5
             self.engine.set_health(cid, "unhealthy")
         elif kind == "crash":
-            side = f"side-{self.seed}".ljust(12, "0")
-            if service == "stack" and side in self.engine.containers and self.rng.random() < 0.4:
-                cid = side  # the stack's neighbour exits (a one-shot done, a crash)
             self.engine.do_stop(cid, "world", code=1)
         elif kind == "recover":
             c.broken, c.probe_ok, c.timing_out = False, True, False
@@ -699,12 +696,6 @@ class World:
             self.violation(f"{action.verb} of {c.name}, a Swarm task")
         if action.verb == "start" and self.hand_stopped.get(cid) == "seen":
             self.violation(f"started {c.name}, which an operator stopped by hand")
-        own_restart = previous is not None and previous.actor == "agent" and previous.verb == "stop"
-        exited = previous is not None and previous.actor == "world" and previous.verb == "stop"
-        if action.verb == "start" and service is None and not own_restart and exited:
-            # A neighbour (no service of its own) that exited by itself (a one-shot done, a
-            # crash) is not the agent's to start: only what its stop took down is.
-            self.violation(f"started {c.name}, which was down before the agent's stop")
         if action.verb == "start":  # running again: that stop by hand is over
             self.hand_stopped.pop(cid, None)
         now = action.at
