@@ -374,8 +374,9 @@ class ContainerView:
         corrected: list[ViewEvent] = []
         with self._changed:
             for cid, container in fresh.items():
-                # An event applied after this listing began is newer than what we saw.
-                if self._last_event_seq.get(cid, -1) < began or cid not in self._containers:
+                # An event applied after this listing began (numbered above `began`) is
+                # newer than what we saw; one applied before it is not.
+                if self._last_event_seq.get(cid, -1) <= began or cid not in self._containers:
                     if container is not known.get(cid):
                         corrected.append(ViewEvent(cid, "resync", False, container))
                     self._containers[cid] = container
@@ -384,11 +385,11 @@ class ContainerView:
                         self._manual_stop.pop(cid, None)
                         self._kill_pending.discard(cid)
             for cid in list(self._containers):
-                if cid not in fresh and self._last_event_seq.get(cid, -1) < began:
+                if cid not in fresh and self._last_event_seq.get(cid, -1) <= began:
                     self._forget(cid)
                     corrected.append(ViewEvent(cid, "resync", False, None))
             for cid in list(self._manual_stop):
-                if cid not in fresh and self._last_event_seq.get(cid, -1) < began:
+                if cid not in fresh and self._last_event_seq.get(cid, -1) <= began:
                     del self._manual_stop[cid]  # a seeded stop of a container now gone
             self._changed.notify_all()
         if known:  # the first listing needs no news: every service is checked after it

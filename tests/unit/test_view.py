@@ -155,6 +155,19 @@ def test_resync_reports_what_it_corrected(setup):
     assert [(e.container_id, e.action) for e in seen] == [("a", "resync")]
 
 
+def test_resync_corrects_what_the_last_event_left_wrong(setup):
+    """The die of a stop was lost (kill and stop came through): the next listing corrects
+    the container, even when its stop was the last event the view applied."""
+    view, source, _, seen = setup
+    view.apply(event("a", "kill", signal="15"))
+    view.apply(event("a", "stop"))
+    assert view.get("a").state["Running"]  # no die: the view cannot know yet
+    source.add("a", "web", {"Status": "exited", "Running": False, "ExitCode": 143})
+    assert view.resync() == 1
+    assert view.get("a").state["Status"] == "exited"
+    assert seen[-1].action == "resync"
+
+
 def test_a_stop_by_hand_is_remembered_until_the_next_start(setup):
     view, _, _, seen = setup
     for e in (
