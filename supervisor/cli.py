@@ -486,13 +486,62 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
     if result.errors:
         return EXIT_BAD_INPUT
+    refused = _other_projects(result.policies)
+    for error in refused:
+        print(error, file=sys.stderr)
     for policy in result.policies:
         if policy.is_selector:
             labels = ", ".join(f"{k}={v}" for k, v in (policy.match.selector or {}).items())
             print(f"{policy.source}: ok: selector {policy.service} ({labels or 'all'})")
-        else:
+        elif not any(e.file == str(policy.source) for e in refused):
             print(f"{policy.source}: ok: service {policy.service}")
-    return EXIT_OK
+    return EXIT_BAD_INPUT if refused else EXIT_OK
+
+
+def _other_projects(policies: list[Policy]) -> list[PolicyError]:
+    """A policy whose compose file or project is not its container's (the agent would refuse
+    to heal it): one error each, at its field. Asked of the engine when it answers; when it
+    does not, one note says nothing was checked."""
+    from .engine import (
+        LABEL_COMPOSE_CONFIG_FILES,
+        LABEL_COMPOSE_PROJECT,
+        Engine,
+        observe_in,
+        refusal_for,
+    )
+    from .policy import field_line
+
+    with_compose = [p for p in policies if p.compose is not None and not p.is_selector]
+    if not with_compose:
+        return []
+    engine = Engine(timeout_s=5.0)
+    try:
+        containers = engine.list_containers()
+    except SupervisorError as e:
+        print(
+            f"note: the engine did not answer ({e}): compose projects not checked", file=sys.stderr
+        )
+        return []
+    finally:
+        engine.close()
+    errors = []
+    for policy in with_compose:
+        container = observe_in(policy, containers).container
+        if refusal_for(policy, container) is None or container is None:
+            continue
+        project = container.labels.get(LABEL_COMPOSE_PROJECT)
+        files = container.labels.get(LABEL_COMPOSE_CONFIG_FILES) or "?"
+        field = ("compose", "project") if policy.compose.project else ("compose", "file")
+        errors.append(
+            PolicyError(
+                str(policy.source),
+                field_line(policy.source, field),
+                ".".join(field),
+                f"its container {container.name} is of compose project {project!r} "
+                f"(from {files}); the agent would refuse to heal it",
+            )
+        )
+    return errors
 
 
 def cmd_status(args: argparse.Namespace) -> int:

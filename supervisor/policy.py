@@ -1014,6 +1014,11 @@ def _service_line(path: Path) -> int:
     return _line(path, ("service",))
 
 
+def field_line(path: Path, field_path: tuple[str, ...]) -> int:
+    """The line of a field in a policy file (the nearest enclosing key's when absent)."""
+    return _line(path, field_path)
+
+
 def _line(path: Path, field_path: tuple[str, ...]) -> int:
     src = _Source(path, str(path))
     _read_yaml(src)

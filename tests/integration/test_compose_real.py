@@ -6,7 +6,7 @@ from supervisor import ServiceManager, Status, load_policy_file
 from supervisor.compose import Compose, build_base_argv, run_compose
 from supervisor.policy import ComposeRef
 from tests.integration.conftest import RUN_ID
-from tests.support import REPO, write_policy
+from tests.support import REPO, run_cli, write_policy
 
 pytestmark = pytest.mark.engine
 
@@ -233,3 +233,30 @@ def test_a_stack_up_under_another_project_name_is_healed_in_its_own_project(
     finally:
         for base in bases:
             run_compose([*base, "down", "--timeout", "1"], 120)
+
+
+def test_validate_refuses_a_policy_whose_compose_file_is_not_its_containers_project(
+    client, image, compose_cmd, tmp_path
+):
+    """The stack runs as prod from one checkout; a policy names another checkout's file for
+    prod's container: `validate` says so at compose.file and exits 2 (the agent would
+    refuse to heal it); a policy naming prod's own file is ok."""
+    prod = f"dst-{RUN_ID}-validate"
+    file = stack_file(tmp_path / "checkout", image)
+    other_file = stack_file(tmp_path / "elsewhere", image)
+    base = build_base_argv(compose_cmd, file, prod)
+    try:
+        run_compose([*base, "up", "-d", "--wait"], 120)
+        app = stack_containers(client, prod)["app"]
+        policies = tmp_path / "p"
+        write_policy(policies, "good", match={"name": app.name}, compose={"file": str(file)})
+        write_policy(policies, "wrong", match={"name": app.name}, compose={"file": str(other_file)})
+        done = run_cli("validate", str(policies))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"{policies}/wrong.yaml:5: at 'compose.file': its container {app.name} is of compose "
+            f"project '{prod}' (from {file}); the agent would refuse to heal it\n"
+        )
+        assert done.stdout == f"{policies}/good.yaml: ok: service good\n"
+    finally:
+        run_compose([*base, "down", "--timeout", "1"], 120)
