@@ -197,7 +197,11 @@ class Agent:
         self._names: dict[Identity, str] = {}
         self._gone: dict[str, float] = {}
         self._conflicts_told: set[tuple[str, str, str]] = set()
+        # The saved rows of services not added yet (a selector's, until its first
+        # expansion): the state file keeps them meanwhile, or an agent that stops before
+        # it saw the engine would write their holds and give-ups away.
         self._saved_services = dict(saved.services)
+        self._expanded_once = not any(p.is_selector for p in policies)
         for policy in policies:
             if policy.is_selector:
                 self._selectors[policy.service] = policy
@@ -389,6 +393,7 @@ class Agent:
                 for identity, name in found.names.items()
                 if identity in present or name in self._expanded
             }
+            self._expanded_once = True
             if added or changed:
                 self.prober.sync(self._in_force())
                 for policy in added:
@@ -627,7 +632,11 @@ class Agent:
             "api_calls": self.engine.api_calls,
             "manual_stops": self.view.manual_stops(),
         }
-        return self.board.rows(), agent, self.journal.snapshot()
+        rows = self.board.rows()
+        if not self._expanded_once:
+            for service, row in list(self._saved_services.items()):
+                rows.setdefault(service, dict(row))
+        return rows, agent, self.journal.snapshot()
 
 
 def _at_once(then: Callable[[], None] | None = None) -> None:

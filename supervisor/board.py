@@ -70,6 +70,15 @@ class Board:
             self._waiting.discard(service)
         self._after_change()
 
+    def remember(self, service: str, **memory: Any) -> None:
+        """Keep what an operator's command changed in the service's row before its first
+        look (the engine not answered yet): the state file holds it from now on."""
+        with self._lock:
+            if service not in self._rows:
+                return
+            self._rows[service] = {**self._rows[service], **memory}
+        self._request_save()
+
     def publish(
         self,
         service: str,

@@ -97,7 +97,8 @@ class Cycle:
             if self.phase == QUEUED:
                 self._go()
         elif message.step == STOPPING:
-            outcome, at, self.neighbour_keys = message.value or (None, self.stop_at, ())
+            value = message.value or (None, self.stop_at, (), None)
+            outcome, at, self.neighbour_keys, failed = value
             if self.stop_at is not None and at != self.stop_at:
                 # The budget counts the attempt from when the stop was really sent.
                 self.w.tracker.retime_attempt(self.stop_at, at)
@@ -105,7 +106,7 @@ class Cycle:
             if outcome == CANCELLED:
                 self._cancel("held, removed or stopped by hand before the stop")
             else:
-                self._stopped(message.error)
+                self._stopped(message.error or failed)
         elif message.step == STARTING:
             self._started(message.error, message.value)
         elif message.step == DEPENDENTS:
@@ -192,10 +193,10 @@ class Cycle:
         self.w.publish()  # the attempt is in the row the intent's write-through saves
         journal, manager, worker = self.ctx.journal, self.w.manager, self.w
 
-        def stop() -> tuple[str, float, tuple[str, ...]]:
+        def stop() -> tuple[str, float, tuple[str, ...], Exception | None]:
             at = worker.now()
             if not worker.may_act_now(container):
-                return CANCELLED, at, ()
+                return CANCELLED, at, (), None
             # Stamped as it is written, just before the stop, and again as the stop returns:
             # only a later start fulfils it, and only a container that finished in between
             # was taken down by this stop.
@@ -207,9 +208,11 @@ class Cycle:
             journal.record(replace(intent, at=at), *neighbours)
             try:
                 manager.stop_step(container)
+            except Exception as e:  # it may have half happened: what it recorded is owed
+                return STOPPED, at, keys[1:], e
             finally:
                 journal.stopped(keys, worker.now())
-            return STOPPED, at, keys[1:]
+            return STOPPED, at, keys[1:], None
 
         self.ctx.runner.effect(self.w, self.token, STOPPING, stop)
 
@@ -283,6 +286,8 @@ class Cycle:
             self._finish(False, FAILED_STOP, self.stop_error)
         elif self.ctx.stopping():
             self._cancel("stopping")
+        elif self.w.retired:  # started again as owed; no longer its to wait for
+            self._cancel("removed")
         else:
             self._wait(READY, self.w.policy.heal.ready_timeout_s)
             self.look(self.w.observe())

@@ -420,6 +420,10 @@ class Worker:
             if self.cycle is not None:
                 self.cycle.interrupt("reset")
         self.look("command")
+        if self.seen is None:  # not looked at yet: its row keeps what the command changed
+            self.ctx.board.remember(
+                self.service, held_until=self.held_until, **self.tracker.to_snapshot()
+            )
         if command.done is not None:
             command.done()
 

@@ -12,7 +12,8 @@ from dataclasses import replace
 import pytest
 
 from supervisor.cycle import DEPENDENTS
-from supervisor.errors import EngineError, PolicyError
+from supervisor.errors import ComposeError, EngineError, PolicyError
+from supervisor.gate import HELD_FOREVER
 from supervisor.policy import LoadResult, Match, ProbePolicy
 from supervisor.pressure import HostSample
 from supervisor.state import Command, Saved
@@ -292,6 +293,28 @@ def test_a_project_heal_starts_its_neighbours_even_when_its_policy_goes_mid_fail
     # Nothing left to run compose for: what the heal stopped is started as a container.
     assert world.log.events("heal.resumed", container_id=stack, kind="compose")
     assert world.engine.containers[stack].running
+    assert not world.violations
+
+
+def test_a_project_stop_that_fails_half_done_still_owes_its_neighbours_start():
+    world = stack_world("project")
+    side = neighbour(world)
+    compose_stop = world.compose.stop
+
+    def half_done(file, project, timeout_s=None, services=(), grace_s=0.0):
+        compose_stop(file, project, timeout_s, services, grace_s)
+        if not services:  # the whole project's stop did its work, then compose failed
+            raise ComposeError("exit code 1: compose stop", "simulated: interrupted")
+
+    world.compose.stop = half_done
+    world.compose.failing = True  # and `up` fails: the neighbour's start is the keeper's
+    break_it(world, "stack")
+    [failed] = run_until(world, "heal.failed", service="stack")
+    assert failed["reason"] == "start_failed"
+    assert {a.container_id for a in world.engine.actions if a.actor == "agent"} >= {side}
+    world.run_for(5)
+    assert world.log.events("heal.resumed", container_id=side, kind="project")
+    assert world.engine.containers[side].running
     assert not world.violations
 
 
@@ -614,3 +637,28 @@ def test_a_deferred_service_whose_checks_then_fail_is_healed_under_pressure():
     [healed] = run_until(world, "heal.started", service="web", within_s=10)
     assert healed["reason"] == "unhealthy" and world.agent.guard.pressed
     assert not world.violations
+
+
+def test_a_hold_taken_before_the_engine_answered_outlives_a_kill():
+    world = World(seed=7, faults=False, connect_after_s=30.0)
+    world.run_for(1)
+    assert not world.agent.view.answered  # no service was looked at yet
+    paused = []
+    world.agent.apply_command(Command("pause", "web"), lambda: paused.append(1))
+    world.run_for(1)
+    assert paused == [1]
+    world.kill()
+    assert world.disk.services["web"]["held_until"] == HELD_FOREVER
+    world.connect_after_s = 0.0
+    world.run_for(40)  # the new agent connects and looks
+    assert world.agent.board.row("web")["reason"] == "held"
+    assert not world.violations
+
+
+def test_an_agent_that_never_saw_the_engine_keeps_the_selected_services_rows():
+    saved = Saved({"cache": {"held_until": HELD_FOREVER, "identity": ["compose", "sim/cache/1"]}})
+    world = World(seed=1, faults=False, saved=saved, connect_after_s=1000.0)
+    assert "tagged" in world.policies
+    world.run_for(2)
+    world.graceful_restart()  # stopped before its first listing: no expansion yet
+    assert world.disk.services["cache"]["held_until"] == HELD_FOREVER

@@ -77,3 +77,14 @@ def test_status_shows_what_the_saved_memory_says():
     )
     held = _status_row(policy, bad, {"held_until": 130.0}, 100.0, None)
     assert (held["reason"], held["next_action"]) == ("held", "none: held for 30s")
+
+
+def test_a_command_before_the_first_look_is_kept_in_the_saved_row():
+    saves = []
+    board = Board(Notes(), lambda then=None: saves.append(1))
+    board.expect("web", {"attempt": 2})
+    board.remember("web", held_until=130.0)
+    assert board.rows() == {"web": {"attempt": 2, "held_until": 130.0}}
+    assert saves == [1]
+    board.remember("gone", held_until=1.0)  # no such service: nothing kept
+    assert "gone" not in board.rows()
