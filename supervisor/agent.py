@@ -24,7 +24,13 @@ from typing import Any
 from .board import Board
 from .compose import DEFAULT_COMPOSE_TIMEOUT_S
 from .dispatch import ThreadDispatcher
-from .engine import Engine, identity_of
+from .engine import (
+    Engine,
+    dependencies_of,
+    dependency_down,
+    has_dependencies,
+    identity_of,
+)
 from .errors import SupervisorError
 from .gate import HELD_FOREVER
 from .hooks import Notifications
@@ -45,6 +51,7 @@ from .router import Router
 from .runner import HealRunner
 from .selector import Identity, expand, saved_names
 from .state import Command, Saved, StateWriter, load_state
+from .status import Status, classify_state
 from .timers import SchedulerTimers, Ticks
 from .view import ContainerView
 from .worker import Context, Worker
@@ -130,6 +137,7 @@ class Agent:
         self.board = Board(self.notifier, self._writer.request if self._writer else _at_once)
         self.health = EngineHealth(clock)
         self.router = Router(self.dispatcher, self.journal)
+        self.board.on_change = self.router.wake
         manual = [
             entry["manual_stop"]
             for entry in saved.services.values()
@@ -185,6 +193,8 @@ class Agent:
             pressure_changed=self._pressure_changed,
             services=lambda: len(self._singles) + len(self._expanded),
             left_alone=lambda container: self.board.left_alone(container.id),
+            waits_for=self._waits_for,
+            wait_on=self.router.wait_on,
         )
         self._ticks = Ticks(self.timers, lambda service: self._post(service, Look("tick")))
         # What is in force: the policies for one service, the selector policies, and the
@@ -224,6 +234,29 @@ class Agent:
             make_store=lambda snapshot: StateWriter(state_dir, snapshot) if state_dir else None,
             pools=(effects, probes),
         )
+
+    def _waits_for(self, container: Any) -> tuple[str | None, str | None, bool]:
+        """What `container` needs that is down, stopped by hand, held, given up or being
+        healed, as "name (why)", with that container's id; and whether all it needs is
+        healthy (running, and passing its health check)."""
+        if not has_dependencies(container):
+            return None, None, True
+        needed = dependencies_of(container, self.view.containers())
+        for dependency in needed:
+            why = dependency_down(dependency)
+            found = dependency.container
+            if found is not None:
+                if why is not None and self.view.is_manual_stop(found.id):
+                    why = "stopped by hand"
+                why = why or self.board.waited_for(found.id)
+            if why is not None:
+                return f"{dependency.name} ({why})", found.id if found else None, False
+        healthy = all(
+            d.container is not None and classify_state(d.container.state)[0] is Status.RUNNING
+            for d in needed
+            if not d.completes
+        )
+        return None, None, healthy
 
     def _make_manager(self, policy: Policy) -> ServiceManager:
         bin_, timeout_s = self._compose

@@ -41,6 +41,8 @@ class Board:
         self._waiting: set[str] = set()
         self._ready = False
         self._line = ""
+        # Told the container of each row that changed: what waits for it looks again.
+        self.on_change: Callable[[str], None] = lambda container_id: None
 
     def expect(self, service: str, saved: dict[str, Any] | None = None) -> None:
         """This service exists: READY waits until it was looked at. Until then its row is
@@ -100,6 +102,8 @@ class Board:
             if then is not None:
                 self._request_save(then=then)
             return
+        if row.get("container_id"):
+            self.on_change(row["container_id"])
         shown = (row.get("status"), row.get("reason"), row.get("container"))
         if shown != (before.get("status"), before.get("reason"), before.get("container")):
             status = row.get("status")
@@ -160,6 +164,18 @@ class Board:
         with self._lock:
             return dict(self._rows.get(service) or {})
 
+    def waited_for(self, container_id: str) -> str | None:
+        """Why what needs this container waits, as far as the services' rows tell (being
+        healed, held, given up), or None. (Whether it is down is the engine's to tell.)"""
+        with self._lock:
+            rows = [r for r in self._rows.values() if r.get("container_id") == container_id]
+        for row in rows:
+            if row.get("healing"):
+                return "being healed"
+            if row.get("reason") in (REASON_HELD, REASON_GAVE_UP):
+                return str(row["reason"]).replace("_", " ")
+        return None
+
     def left_alone(self, container_id: str) -> str | None:
         """Why the service whose container this is must not be restarted as someone's
         dependent (held, given up, stopped by hand), or None."""
@@ -193,10 +209,11 @@ def make_facts(
     tracker: healing.RestartTracker,
     now: float,
     held_until: float | None,
+    waiting_for: str | None = None,
     **live: bool,
 ) -> Facts:
     """The gate's facts for one service; `live` adds what only a running agent knows
-    (supervised, stopping, settling)."""
+    (supervised, stopping, settling); `waiting_for`, what it needs that is down."""
     return Facts(
         engine_ok=seen.reason != REASON_ENGINE_UNREACHABLE,
         not_ours=refusal_for(policy, seen.container) is not None,
@@ -207,6 +224,7 @@ def make_facts(
         gave_up=tracker.gave_up,
         in_grace=seen.started_at is not None and now - seen.started_at < policy.check.grace_s,
         budget_left=tracker.budget_left(now),
+        waiting_for=None if seen.is_healthy else waiting_for,
         **live,
     )
 
@@ -233,8 +251,15 @@ def build_row(
         "restarts_in_window": tracker.restarts_in_window(now),
         **_selected(policy),
         "next_action": next_action(
-            may_heal(facts), tracker.attempt, delay_s, memory.get("held_until"), now, phase
+            may_heal(facts),
+            tracker.attempt,
+            delay_s,
+            memory.get("held_until"),
+            now,
+            phase,
+            facts.waiting_for,
         ),
+        "waiting_for": facts.waiting_for,
         **memory,
         **tracker.to_snapshot(),
     }

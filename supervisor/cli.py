@@ -636,7 +636,17 @@ def _status_row(
     phase = saved.get("phase") if agent_pid is not None else None
     # So is a deferral: only the agent reads the host's pressure.
     deferred = agent_pid is not None and bool(saved.get("deferred"))
-    facts = make_facts(policy, seen, tracker, now, held_until, deferred=deferred)
+    # And what it waits for: only the agent looks at what a service needs.
+    waiting = saved.get("waiting_for") if agent_pid is not None else None
+    facts = make_facts(
+        policy,
+        seen,
+        tracker,
+        now,
+        held_until,
+        waiting if isinstance(waiting, str) else None,
+        deferred=deferred,
+    )
     row = build_row(
         policy,
         seen,

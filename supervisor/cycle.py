@@ -319,13 +319,18 @@ class Cycle:
                 hand_to_keeper(journal, key, w.policy.heal.backoff, clock(), self.ctx.rng)
 
         since, left_alone = self.stop_at, self.ctx.left_alone
+
+        def leave(dependent: Any) -> str | None:
+            # Held, removed or the agent stopping since it recovered: the heal ends here.
+            if not w.may_act_now():
+                return "its parent's heal was held or ended"
+            return left_alone(dependent)
+
         self.ctx.runner.effect(
             w,
             self.token,
             DEPENDENTS,
-            lambda: w.manager.restart_dependents(
-                earlier, before_stop, after_start, since, left_alone
-            ),
+            lambda: w.manager.restart_dependents(earlier, before_stop, after_start, since, leave),
         )
 
     def _dependents_done(self, outcomes: list[Any], error: Exception | None) -> None:

@@ -33,8 +33,10 @@ from .status import (
     REASON_DEAD,
     REASON_ENGINE_UNREACHABLE,
     REASON_EXITED,
+    REASON_HEALTH_STARTING,
     REASON_MISSING,
     REASON_OOM_KILLED,
+    REASON_UNHEALTHY,
     Status,
     classify_state,
 )
@@ -200,6 +202,73 @@ def find_dependents(
             if service in names:
                 found.append((c, DEPENDS_ON))
     return sorted(found, key=lambda pair: (pair[1] != SHARES_NETWORK, pair[0].name))
+
+
+# A depends_on condition met by a one-shot that ran and exited 0 (a migration): down is done.
+COMPLETES = "service_completed_successfully"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A container another one needs running: its network parent or a depends_on service."""
+
+    name: str
+    container: ContainerInfo | None  # None: no such container (a network parent gone)
+    completes: bool = False  # depends_on's service_completed_successfully: exit 0 is done
+
+
+def has_dependencies(container: ContainerInfo) -> bool:
+    """Whether its configuration names anything it needs (cheap: no listing is read)."""
+    mode = container.network_mode or ""
+    return mode.startswith("container:") or bool(container.labels.get(LABEL_COMPOSE_DEPENDS_ON))
+
+
+def dependencies_of(
+    container: ContainerInfo, containers: Iterable[ContainerInfo]
+) -> list[Dependency]:
+    """What `container` needs running, from its own configuration: the container whose
+    network namespace it joins (`network_mode: container:X`, compose's `service:X`), and
+    the services of its project its depends_on label names. A depends_on service with no
+    container is left out: an optional one (`required: false`) is never created, and the
+    label does not say which are. Parent first."""
+    listed = list(containers)
+    found: list[Dependency] = []
+    mode = container.network_mode or ""
+    if mode.startswith("container:"):
+        ref = mode.split(":", 1)[1]
+        parent = next((c for c in listed if ref in (c.id, c.name)), None)
+        found.append(Dependency(parent.name if parent else ref[:12], parent))
+    project = container.labels.get(LABEL_COMPOSE_PROJECT)
+    for item in container.labels.get(LABEL_COMPOSE_DEPENDS_ON, "").split(","):
+        service, _, rest = item.partition(":")
+        if not service or not project:
+            continue
+        for c in listed:
+            labels = c.labels
+            if (
+                labels.get(LABEL_COMPOSE_PROJECT) == project
+                and labels.get(LABEL_COMPOSE_SERVICE) == service
+                and labels.get(LABEL_COMPOSE_ONEOFF) != "True"
+                and c.id != container.id
+            ):
+                found.append(Dependency(service, c, rest.split(":")[0] == COMPLETES))
+    return found
+
+
+def dependency_down(dependency: Dependency) -> str | None:
+    """Why a dependency is down now (the reason its status shows), or None: it runs, or it
+    is a one-shot that completed. A running dependency that is unhealthy is not down."""
+    if dependency.container is None:
+        return REASON_MISSING
+    state = dependency.container.state
+    if state is None:
+        return None  # not inspected: cannot tell, so not waited for
+    status, reason = classify_state(state)
+    if status is Status.RUNNING or reason in (REASON_HEALTH_STARTING, REASON_UNHEALTHY):
+        return None
+    if dependency.completes and reason == REASON_EXITED and status is Status.STOPPED:
+        return None  # exited 0: what it was run for is done
+    return reason or str(status)
 
 
 def refusal_of(container: ContainerInfo | None) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .status import (
+    REASON_DEPENDENCY_DOWN,
     REASON_ENGINE_UNREACHABLE,
     REASON_GAVE_UP,
     REASON_HELD,
@@ -37,6 +38,7 @@ WHY_GRACE = "grace"
 WHY_CRASH_LOOP = "crash_loop"
 WHY_HOST_PRESSURE = REASON_HOST_PRESSURE
 WHY_NOT_OURS = "not_ours"  # a Swarm task, or another compose project than the policy's
+WHY_DEPENDENCY_DOWN = REASON_DEPENDENCY_DOWN
 
 # Reasons that stop the agent from even deciding (the tracker is not asked).
 WATCH_ONLY = frozenset(
@@ -49,6 +51,7 @@ WATCH_ONLY = frozenset(
         WHY_HELD,
         WHY_HOST_PRESSURE,
         WHY_NOT_OURS,
+        WHY_DEPENDENCY_DOWN,
     }
 )
 
@@ -70,6 +73,9 @@ class Facts:
     budget_left: bool = True
     deferred: bool = False  # its checks timed out while the host is (or just was) pressed
     not_ours: bool = False  # its container belongs to an orchestrator (a Swarm task)
+    # What it needs and is down, stopped by hand, held, given up or being healed, in
+    # words ("app (exited)"); None when nothing it needs is missing.
+    waiting_for: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ def may_heal(facts: Facts) -> Verdict:
         (facts.manual_stop and not facts.healthy, WHY_MANUAL_STOP),
         (facts.held, WHY_HELD),
         (facts.healthy, WHY_HEALTHY),
+        (facts.waiting_for is not None, WHY_DEPENDENCY_DOWN),
         (not facts.healable, WHY_NOT_HEALABLE),
         (facts.deferred, WHY_HOST_PRESSURE),
         (facts.gave_up, WHY_GAVE_UP),
@@ -110,6 +117,8 @@ def present(status: Status, reason: str | None, facts: Facts) -> tuple[Status, s
         return Status.STOPPED, REASON_MANUAL_STOP
     if facts.held:
         return status, REASON_HELD
+    if facts.waiting_for is not None and status is not Status.RUNNING:
+        return status, REASON_DEPENDENCY_DOWN
     if facts.gave_up and status is not Status.RUNNING:
         return Status.ERROR, REASON_GAVE_UP
     if facts.deferred and not facts.healthy:
@@ -124,10 +133,13 @@ def next_action(
     held_until: float | None,
     now: float,
     phase: str | None = None,
+    waiting_for: str | None = None,
 ) -> str:
     """What the agent will do next, in words, for `status` and the state file."""
     if phase is not None:
         return f"healing ({phase})"
+    if verdict.why == WHY_DEPENDENCY_DOWN:
+        return f"wait: for {waiting_for}"
     if verdict.allowed:
         return f"heal (attempt {attempt + 1}, after {delay_s:g}s)"
     if verdict.why == WHY_HELD:

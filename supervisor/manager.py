@@ -330,7 +330,8 @@ class ServiceManager:
         that was recreated (a new id) is recreated with `compose up -d --no-deps` of its
         own service. Only what was running before the heal (`since`) is touched: a dependent
         down before it, stopped by hand, or that `left_alone` names a reason for (held,
-        given up) is skipped, with that reason.
+        given up) is skipped, with that reason; so is every one while the healed container
+        is down again (what needs it would fail for want of it).
 
         `before_stop(dependent)` records the intent to start it again and returns its key;
         `after_start(key, started)` is called once the start was tried."""
@@ -344,7 +345,7 @@ class ServiceManager:
         for dependent, why in find_dependents(healed, earlier, self.engine.containers_now()):
             key, started = None, False
             service = dependent.labels.get(LABEL_COMPOSE_SERVICE)
-            skip = self._leave_dependent(dependent, since, left_alone)
+            skip = self._leave_dependent(dependent, since, left_alone, healed)
             if skip is not None:
                 outcomes.append(DependentOutcome(dependent.name, why, "skipped", detail=skip))
                 continue
@@ -381,8 +382,15 @@ class ServiceManager:
         dependent: ContainerInfo,
         since: float | None,
         left_alone: Callable[[ContainerInfo], str | None],
+        healed: ContainerInfo,
     ) -> str | None:
         """Why a dependent is not the agent's to restart now, or None."""
+        try:
+            parent = self.state_of(healed)
+        except SupervisorError:
+            return "its parent's state is unknown"  # cannot tell: leave it as it is
+        if not (parent or {}).get("Running"):
+            return "its parent is down again"  # it would fail for want of it
         view = self.engine.view
         if view is not None and view.is_manual_stop(dependent.id):
             return "stopped by hand"

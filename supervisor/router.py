@@ -29,6 +29,9 @@ class Router:
         self._workers: dict[str, Handler] = {}
         self._index: dict[str, set[str]] = {}
         self._claimed: dict[str, str | None] = {}
+        # container id -> the services waiting for it (something they need, down).
+        self._awaited: dict[str, set[str]] = {}
+        self._awaiting: dict[str, str] = {}
 
     def add(self, worker: Handler) -> None:
         with self._lock:
@@ -38,6 +41,27 @@ class Router:
         with self._lock:
             self._workers.pop(service, None)
             self._set_claim(service, None)
+            self._set_wait(service, None)
+
+    def wait_on(self, service: str, container_id: str | None) -> None:
+        """The worker of `service` waits for this container (something it needs, down):
+        each of its events is that worker's too. None: it waits for nothing."""
+        with self._lock:
+            if self._awaiting.get(service) != container_id and service in self._workers:
+                self._set_wait(service, container_id)
+
+    def wake(self, container_id: str) -> None:
+        """What the agent knows of this container changed (its service's row): the
+        services waiting for it look again."""
+        with self._lock:
+            waiting = [
+                self._workers[n] for n in self._awaited.get(container_id, ()) if n in self._workers
+            ]
+        for worker in waiting:
+            self._dispatcher.post(worker, Look("state"))
+
+    def _set_wait(self, service: str, container_id: str | None) -> None:
+        _tie(self._awaiting, self._awaited, service, container_id)
 
     def workers(self) -> list[Handler]:
         with self._lock:
@@ -54,14 +78,7 @@ class Router:
                 self._set_claim(service, container_id)
 
     def _set_claim(self, service: str, container_id: str | None) -> None:
-        old = self._claimed.pop(service, None)
-        if old is not None:
-            self._index.get(old, set()).discard(service)
-            if not self._index.get(old):
-                self._index.pop(old, None)
-        if container_id is not None:
-            self._claimed[service] = container_id
-            self._index.setdefault(container_id, set()).add(service)
+        _tie(self._claimed, self._index, service, container_id)
 
     def broadcast(self, cause: str) -> None:
         for worker in self.workers():
@@ -75,8 +92,10 @@ class Router:
             self._journal.seen_running(change.container_id, parse_started_at(container.state))
         with self._lock:
             names = set(self._index.get(change.container_id, ()))
+            waiting = self._awaited.get(change.container_id, set()) - names
             candidates = list(self._workers.values())
             concerned = [self._workers[n] for n in names if n in self._workers]
+            waiters = [self._workers[n] for n in waiting if n in self._workers]
         identity = verb in IDENTITY_ACTIONS or not names
         if container is not None and identity:
             for worker in candidates:
@@ -90,3 +109,23 @@ class Router:
         look = Look("event" if identity else "state")
         for worker in concerned:
             self._dispatcher.post(worker, look)
+        for worker in waiters:
+            if worker not in concerned:
+                self._dispatcher.post(worker, Look("state"))
+
+
+def _tie(
+    of: dict[str, str | None],
+    index: dict[str, set[str]],
+    service: str,
+    container_id: str | None,
+) -> None:
+    """Tie `service` to `container_id` (None: to nothing), in both directions."""
+    old = of.pop(service, None)
+    if old is not None:
+        index.get(old, set()).discard(service)
+        if not index.get(old):
+            index.pop(old, None)
+    if container_id is not None:
+        of[service] = container_id
+        index.setdefault(container_id, set()).add(service)

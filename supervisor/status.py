@@ -39,6 +39,8 @@ REASON_PROBE_FAILED = "probe_failed"
 REASON_HOST_PRESSURE = "host_pressure"
 # The container is not the agent's to stop and start (a Swarm task): observed only.
 REASON_NOT_HEALABLE = "not_healable"
+# What it needs (a depends_on service, its network parent) is down: healing it cannot help.
+REASON_DEPENDENCY_DOWN = "dependency_down"
 
 
 def classify_state(state: Mapping[str, Any] | None) -> tuple[Status, str | None]:

@@ -71,6 +71,14 @@ class Context:
     services: Callable[[], int] = lambda: 1
     # Why a container must not be restarted as a dependent (its service held, given up).
     left_alone: Callable[[Any], str | None] = lambda container: None
+    # What a container needs that is down (words, that container's id), and whether all
+    # it needs is healthy; and where to ask for a look when a container waited for changes.
+    waits_for: Callable[[Any], tuple[str | None, str | None, bool]] = lambda container: (
+        None,
+        None,
+        True,
+    )
+    wait_on: Callable[[str, str | None], None] = lambda service, container_id: None
 
 
 class Worker:
@@ -95,6 +103,9 @@ class Worker:
         self.timed_out_since: float | None = None
         self.recheck_at: float | None = None
         self.refused_told: str | None = None  # the container heal.refused was said of
+        # Given up, and since then something it needs was down: once that is healthy
+        # again, the give-up ends (the stack came back; it deserves a fresh try).
+        self.gave_up_waiting = False
         if saved:
             self._restore(saved)
 
@@ -187,7 +198,15 @@ class Worker:
         manual = container is not None and self.ctx.view.is_manual_stop(container.id)
         # The attempt under way is already counted; a reload may have lowered the budget.
         spent = self.tracker.restarts_in_window(now) > self.policy.heal.max_restarts
-        return not (self.retired or held or self.ctx.stopping() or manual or spent)
+        waits = container is not None and self.ctx.waits_for(container)[0] is not None
+        return not (self.retired or held or self.ctx.stopping() or manual or spent or waits)
+
+    def needs(self, seen: Observation) -> tuple[str | None, str | None, bool]:
+        """What its container needs that is down (words, id), and whether all it needs is
+        healthy."""
+        if seen.container is None or seen.reason == REASON_ENGINE_UNREACHABLE:
+            return None, None, True
+        return self.ctx.waits_for(seen.container)
 
     def facts(self, seen: Observation, now: float) -> Facts:
         return make_facts(
@@ -200,6 +219,7 @@ class Worker:
             stopping=self.ctx.stopping(),
             settling=self.ctx.engine.settling(now),
             deferred=self.deferred_until(seen, now) is not None,
+            waiting_for=None if seen.is_healthy else self.needs(seen)[0],
         )
 
     def timed_out(self, seen: Observation) -> bool:
@@ -237,6 +257,7 @@ class Worker:
         if self.ctx.metrics is not None and not self.retired:
             self.ctx.metrics.checked(self.service)
         self._note_timeout(seen, now)
+        self._note_needs(seen)
         facts: Facts | None = None
         if self.cycle is not None:
             self.cycle.look(seen)
@@ -255,6 +276,33 @@ class Worker:
                     facts = None  # an attempt, a give-up or a reset: the facts moved
         # The facts of a look that did nothing still hold (the common case, every tick).
         self.publish(facts)
+
+    def _note_needs(self, seen: Observation) -> None:
+        """Look again when what it waits for changes; end a give-up that was the doing of
+        something it needs, once that is healthy again."""
+        if self.retired:
+            return
+        if not self.tracker.gave_up:
+            self.gave_up_waiting = False
+        if seen.is_healthy and not self.gave_up_waiting:
+            self.ctx.wait_on(self.service, None)  # the common case: nothing read
+            return
+        waiting, waited_id, healthy = self.needs(seen)
+        self.ctx.wait_on(self.service, None if seen.is_healthy else waited_id)
+        if waiting is not None and self.tracker.gave_up:
+            self.gave_up_waiting = True
+        if not (self.gave_up_waiting and healthy):
+            return
+        self.gave_up_waiting = False
+        self.tracker.reset()
+        log_event(
+            log,
+            logging.INFO,
+            "heal.reset",
+            "give-up ended: what it needs is healthy again",
+            **self.fields(seen),
+            why="dependency_back",
+        )
 
     def _note_timeout(self, seen: Observation, now: float) -> None:
         """Tell the guard once when the checks start timing out (it counts storms)."""

@@ -191,3 +191,16 @@ def supervise(agents, tmp_path: Path, service: str, container, heal: dict, *extr
     agent = agents.start(tmp_path / "p", tmp_path / "state", *extra)
     agent.wait_event("service.status", service=service, status="running")
     return agent
+
+
+def by_service(client, project: str, service: str):
+    """The one container of a compose service of `project`."""
+    [found] = client.containers.list(
+        filters={
+            "label": [
+                f"com.docker.compose.project={project}",
+                f"com.docker.compose.service={service}",
+            ]
+        }
+    )
+    return found

@@ -4,7 +4,7 @@ restarted and reaches the network again, checked from inside app."""
 import pytest
 
 from supervisor.compose import build_base_argv, run_compose
-from tests.integration.conftest import RUN_ID, health_of
+from tests.integration.conftest import RUN_ID, by_service, health_of
 from tests.support import wait_for, write_policy
 
 pytestmark = pytest.mark.engine
@@ -43,18 +43,7 @@ services:
     try:
         run_compose([*base, "up", "-d", "--wait"], 180)
 
-        def by_service(name):
-            [c] = client.containers.list(
-                filters={
-                    "label": [
-                        f"com.docker.compose.project={project}",
-                        f"com.docker.compose.service={name}",
-                    ]
-                }
-            )
-            return c
-
-        vpn, app = by_service("vpn"), by_service("app")
+        vpn, app = by_service(client, project, "vpn"), by_service(client, project, "app")
 
         def app_reaches_web() -> bool:
             # (busybox's own wget -T crashes; its timeout applet bounds the try instead)

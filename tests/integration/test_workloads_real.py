@@ -1,14 +1,15 @@
-"""Heals of real server software (PostgreSQL 15, Redis 7 from Debian's packages), with their
-data checked after every heal: what a client was told is stored is still there."""
+"""Heals of real server software (PostgreSQL 15, Redis 7, nginx from Debian's packages), with
+their data checked after every heal: what a client was told is stored is still there."""
 
 import time
 
 import pytest
 
-from tests.integration.conftest import health_of, supervise
+from supervisor.compose import build_base_argv, run_compose
+from tests.integration.conftest import RUN_ID, by_service, health_of, supervise
 from tests.integration.test_contracts_real import at_s, engine_events
 from tests.integration.workloads.images import ensure_images
-from tests.support import FAST_HEAL, wait_for
+from tests.support import FAST_HEAL, wait_for, write_policy
 
 pytestmark = pytest.mark.engine
 
@@ -109,3 +110,76 @@ def test_a_redis_past_its_check_is_healed_with_its_data(
         str(ROWS // 2),
         str(ROWS - 1),
     ]
+
+
+def test_nginx_waits_while_its_upstream_is_down_and_is_healed_once_it_is_back(
+    client, images, image, compose_cmd, agents, tmp_path
+):
+    """web (nginx) depends_on app; an operator kills app. web answers 502 and turns
+    unhealthy, and now also needs a restart of its own (/tmp/ok gone). While app is down the
+    agent does not heal web (nginx would exit at once: host not found in upstream) and says
+    what it waits for; app's start has web looked at, and healed, at once (its checks are a
+    minute apart), and web serves app's page again."""
+    project = f"dst-{RUN_ID}-nginx"
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "compose.yml").write_text(f"""\
+services:
+  app:
+    image: {image}
+    pull_policy: never
+    init: true
+    labels: {{docker-supervisor.test: "{RUN_ID}"}}
+    command: ["sh", "-c", "{SERVE}"]
+  web:
+    image: {images["nginx"]}
+    pull_policy: never
+    labels: {{docker-supervisor.test: "{RUN_ID}"}}
+    depends_on: [app]
+""")  # fmt: skip
+    base = build_base_argv(compose_cmd, stack / "compose.yml", project)
+    try:
+        run_compose([*base, "up", "-d", "--wait"], 180)
+        web, app = (by_service(client, project, name) for name in ("web", "app"))
+        write_policy(
+            tmp_path / "p",
+            "web",
+            match={"compose_service": "web"},
+            compose={"file": str(stack / "compose.yml"), "project": project},
+            check={"interval": "60s"},
+            heal=FAST_HEAL,
+        )
+        agent = agents.start(tmp_path / "p", tmp_path / "state")
+        agent.wait_event("service.status", service="web", status="running")
+
+        client.api.kill(app.id)  # `docker kill app`
+        agent.wait_event("service.status", service="web", reason="dependency_down", timeout_s=30)
+        web.exec_run(["rm", "/tmp/ok"])
+        streak = failing_streak(client, web)
+        wait_for(lambda: failing_streak(client, web) >= streak + 5, 30, "five more bad checks")
+        assert health_of(client, web) == "unhealthy"
+        assert agent.events("heal.started", service="web") == []  # checked, not healed
+
+        since = time.time()
+        client.api.start(app.id)
+        [started] = engine_events(client, app, since, ["start"])
+        heal = agent.wait_event("heal.started", service="web", timeout_s=30)
+        assert heal["attempt"] == 1
+        stopping = agent.wait_event("heal.stopping", service="web")
+        stop = engine_events(client, web, since, ["kill"])[0]
+        assert at_s(stop) - at_s(started) < 5  # looked at on app's start, not a minute on
+        agent.wait_event("heal.recovered", service="web", timeout_s=60)
+        assert stopping["container"] == web.name
+        code, out = web.exec_run(["bash", "-c", FETCH])
+        assert code == 0 and "upstream-ok" in out.decode(), out.decode()
+    finally:
+        run_compose([*base, "down", "--timeout", "1"], 120)
+
+
+SERVE = "mkdir -p /www; echo upstream-ok > /www/index.html; exec httpd -f -p 8080 -h /www"
+FETCH = "exec 3<>/dev/tcp/127.0.0.1/80; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
+
+
+def failing_streak(client, container) -> int:
+    health = client.api.inspect_container(container.id)["State"].get("Health") or {}
+    return int(health.get("FailingStreak") or 0)

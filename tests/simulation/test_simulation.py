@@ -639,6 +639,63 @@ def test_a_deferred_service_whose_checks_then_fail_is_healed_under_pressure():
     assert not world.violations
 
 
+def test_a_service_is_not_healed_while_what_it_needs_is_down_and_is_looked_at_when_back():
+    world = quiet_world(depends=True)
+    db = world.cid("db")
+    world.engine.do_stop(db, "operator")  # maintenance of what web needs
+    world.run_for(1)
+    break_it(world, "web")
+    world.run_for(20)  # four checks of web's, each finding db down
+    web = world.agent.board.row("web")
+    assert (web["status"], web["reason"], web["next_action"]) == (
+        "error",
+        "dependency_down",
+        "wait: for db (stopped by hand)",
+    )
+    assert world.log.events("service.status", service="web", reason="dependency_down")
+    assert world.log.events("heal.started", service="web") == []
+    assert world.agent_actions("web", "stop") == []
+    world.engine.do_start(db, "operator")
+    started_at = world.timers.now()
+    stops = []
+    for _ in range(20):
+        stops = world.agent_actions("web", "stop", since=started_at)
+        if stops:
+            break
+        world.run_for(0.05)
+    # db's start event had web looked at again: no wait for its next check, 5 s away.
+    assert stops and stops[0].at - started_at < 0.1
+    assert not world.violations
+
+
+def test_a_give_up_ends_once_what_it_needed_is_healthy_again():
+    world = quiet_world(depends=True)
+    break_it(world, "web")
+    assert run_until(world, "heal.gave_up", within_s=90, service="web")
+    world.run_for(6)
+    assert world.agent.board.row("web")["reason"] == "gave_up"
+    db = world.cid("db")
+    world.engine.do_stop(db, "operator")
+    world.run_for(6)
+    assert world.agent.board.row("web")["reason"] == "dependency_down"
+    assert world.log.events("heal.reset", service="web") == []
+    world.engine.containers[world.cid("web")].broken = False  # db's outage was the cause
+    world.engine.do_start(db, "operator")
+    assert run_until(world, "heal.reset", within_s=5, service="web", why="dependency_back")
+    assert run_until(world, "heal.recovered", within_s=20, service="web")
+    assert not world.violations
+
+
+def test_a_give_up_stands_when_nothing_it_needs_went_down():
+    world = quiet_world(depends=True)
+    break_it(world, "web")
+    assert run_until(world, "heal.gave_up", within_s=90, service="web")
+    world.run_for(30)  # six more checks of web's, db healthy all along
+    assert world.agent.board.row("web")["reason"] == "gave_up"
+    assert world.log.events("heal.reset", service="web") == []
+    assert not world.violations
+
+
 def test_a_hold_taken_before_the_engine_answered_outlives_a_kill():
     world = World(seed=7, faults=False, connect_after_s=30.0)
     world.run_for(1)

@@ -117,6 +117,7 @@ class World:
         policies: dict[str, Policy] | None = None,
         saved: Saved | None = None,
         connect_after_s: float | None = None,
+        depends: bool | None = None,
     ) -> None:
         self.seed = seed
         self.steps = steps
@@ -167,6 +168,16 @@ class World:
             self.engine.containers[sidecar] = SimContainer(
                 sidecar, "sim-sidecar-1", {}, network_mode=f"container:{self.cid('db')}"
             )
+        if depends is None:  # two thirds of the random worlds
+            depends = faults and seed % 3 != 0
+        if depends and "web" in self.policies and "db" in self.policies:
+            # web needs db (compose's depends_on): no heal of web while db is down or held.
+            web = self.engine.containers[self.cid("web")]
+            web.labels["com.docker.compose.depends_on"] = "db:service_started:false"
+        # The containers whose going down (die, stop) was delivered to the agent, and that
+        # nothing started since: what it needs is down, and the agent was told.
+        self.down_told: set[str] = set()
+        self.returned_at: dict[str, float] = {}  # ... and when it last ran again after that
         self.recreated = 0
         self.host = HostSample(cpu_pct=1.0, memory_pct=0.0, io_pct=0.0)  # calm
         # A quarter of the worlds have a host that gets pressed, and checks that time out.
@@ -433,6 +444,9 @@ class World:
             self.hand_stopped[event["id"]] = "seen"
         with self._io():
             self.agent.view.apply(event)
+        c = self.engine.containers.get(event["id"])
+        if event["Action"] in ("die", "stop") and c is not None and not c.running:
+            self.down_told.add(event["id"])
 
     def _pick(self, choices: list[tuple[str, float]]) -> str:
         total = sum(w for _, w in choices)
@@ -670,6 +684,9 @@ class World:
         cid, service = action.container_id, self.owner.get(action.container_id)
         previous = self.last.get(cid)
         self.last[cid] = action
+        if action.verb == "start" and cid in self.down_told:  # by anyone: back
+            self.down_told.discard(cid)
+            self.returned_at[cid] = action.at
         if action.actor == "operator" and action.verb == "stop":
             during_own = action.at - self.agent_stop_at.get(cid, float("-inf")) < OWN_STOP_S
             self.hand_stopped[cid] = "ambiguous" if during_own else "pending"
@@ -703,8 +720,9 @@ class World:
         if action.verb == "start" and not own_restart:
             if self.agent.view.is_manual_stop(cid):
                 self.violation(f"started {cid}, which an operator stopped by hand")
-            if service and self._blocked(service, now):
-                self.violation(f"started {service}, which is {self._blocked(service, now)}")
+            blocked = self._blocked(service, now) if service else None
+            if blocked == "held" or (blocked and not self._restarted_as_dependent(c, now)):
+                self.violation(f"started {service}, which is {blocked}")
             return
         if action.verb != "stop":
             return
@@ -714,13 +732,24 @@ class World:
             if project == "other" and stack is not None and stack.policy.heal.scope == "compose":
                 self.violation(f"a heal of one compose service stopped its neighbour {cid}")
             return
+        needed = self._needed_down(c, now)
+        if needed:
+            self.violation(f"stopped {service} while {needed}, which it needs")
+        if self._restarted_as_dependent(c, now):
+            # Another service's heal (dependents: restart) restarts what needs it: that
+            # policy's doing, whatever c's own; only a hold of c's own stops it.
+            if self.held.get(service, 0.0) > now:
+                self.violation(f"restarted {service} as a dependent, which is held")
+            return
         blocked = self._blocked(service, now)
         if blocked:
             self.violation(f"stopped {service}, which is {blocked}")
         worker = self.agent.router.get(service)
         if worker is not None:
             heal = worker.policy.heal
-            since = max(now - heal.window_s, self.reset_at.get(service, 0.0))
+            # A give-up ends when something the service needs is back from being down.
+            back = max((self.returned_at.get(n, 0.0) for n in self._needed(c)), default=0.0)
+            since = max(now - heal.window_s, self.reset_at.get(service, 0.0), back)
             recent = [t for t in self.stops.get(service, []) if t > since]
             if len(recent) + 1 > heal.max_restarts:
                 self.violation(
@@ -773,6 +802,37 @@ class World:
             return
         if killed and given_s < c.contract_s():
             self.violation(f"SIGKILLed {c.name} after {given_s}s; it asked for {c.contract_s()}s")
+
+    def _needed(self, c: SimContainer) -> list[str]:
+        """The containers `c` needs by its own configuration (its depends_on label)."""
+        project = c.labels.get("com.docker.compose.project")
+        wanted = {
+            i.split(":")[0]
+            for i in c.labels.get("com.docker.compose.depends_on", "").split(",")
+            if i
+        }
+        return [
+            cid
+            for cid, other in self.engine.containers.items()
+            if other.labels.get("com.docker.compose.project") == project
+            and other.labels.get("com.docker.compose.service") in wanted
+        ]
+
+    def _restarted_as_dependent(self, c: SimContainer, now: float) -> bool:
+        """Whether the agent took down a container `c` needs just before (its heal's last
+        step restarts what depends on it)."""
+        return any(now - self.agent_stop_at.get(cid, -math.inf) < 30.0 for cid in self._needed(c))
+
+    def _needed_down(self, c: SimContainer, now: float) -> str | None:
+        """What `c` needs by its own configuration (its depends_on label) that is down, the
+        agent told so, or held: a heal of `c` cannot help meanwhile."""
+        for cid in self._needed(c):
+            other = self.engine.containers[cid]
+            if not other.running and cid in self.down_told:
+                return f"{other.name} is down"
+            if self.held.get(self.owner.get(cid, ""), 0.0) > now:
+                return f"{other.name} is held"
+        return None
 
     def _blocked(self, service: str, now: float) -> str | None:
         if service in self.removed:

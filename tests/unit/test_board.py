@@ -79,6 +79,56 @@ def test_status_shows_what_the_saved_memory_says():
     assert (held["reason"], held["next_action"]) == ("held", "none: held for 30s")
 
 
+def test_a_service_waits_for_what_it_needs_and_its_status_says_what():
+    from supervisor.board import make_facts
+    from supervisor.gate import WHY_DEPENDENCY_DOWN, may_heal
+    from supervisor.healing import RestartTracker
+
+    policy = Policy("web", Match(name="web"))
+    container = ContainerInfo("abc", "web", state={"Status": "running", "Running": True})
+    bad = Observation(Status.ERROR, "unhealthy", container)
+    tracker = RestartTracker(policy.heal, policy.check)
+    facts = make_facts(policy, bad, tracker, 100.0, None, "app (exited)")
+    assert may_heal(facts).why == WHY_DEPENDENCY_DOWN
+    # The agent's row carries what it waits for; `status` shows it from the saved row.
+    saved = {"waiting_for": "app (exited)"}
+    shown = _status_row(policy, bad, saved, 100.0, 42)
+    assert (shown["status"], shown["reason"], shown["next_action"]) == (
+        "error",
+        "dependency_down",
+        "wait: for app (exited)",
+    )
+    # Held wins (the operator's word); healthy, nothing to wait for.
+    held = _status_row(policy, bad, {**saved, "held_until": 130.0}, 100.0, 42)
+    assert held["reason"] == "held"
+    good = Observation(Status.RUNNING, None, container)
+    assert make_facts(policy, good, tracker, 100.0, None, "app (exited)").waiting_for is None
+    # With no agent running, no one looked at what it needs.
+    assert _status_row(policy, bad, saved, 100.0, None)["reason"] == "unhealthy"
+
+
+def test_what_waits_is_told_by_the_rows_of_what_it_needs():
+    board = Board(Notes(), lambda then=None: None)
+    changed = []
+    board.on_change = changed.append
+    for name in ("a", "b", "c", "d"):
+        board.expect(name)
+    board.publish("a", {**row(), "container_id": "A", "healing": True})
+    board.publish("b", {**row("error", "held"), "container_id": "B"})
+    board.publish("c", {**row("error", "gave_up"), "container_id": "C"})
+    board.publish("d", {**row("stopped", "manual_stop"), "container_id": "D"})
+    assert [board.waited_for(c) for c in "ABCDE"] == [
+        "being healed",
+        "held",
+        "gave up",
+        None,  # stopped by hand is the engine's to tell (its row may lag its start)
+        None,
+    ]
+    assert changed == ["A", "B", "C", "D"]
+    board.publish("a", {**row(), "container_id": "A", "healing": True})  # the same row
+    assert changed == ["A", "B", "C", "D"]
+
+
 def test_a_command_before_the_first_look_is_kept_in_the_saved_row():
     saves = []
     board = Board(Notes(), lambda then=None: saves.append(1))

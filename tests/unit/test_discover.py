@@ -210,3 +210,77 @@ def test_a_policy_whose_compose_file_is_not_the_containers_project_is_refused():
 def test_exited_since_a_heals_stop(state, code):
     stop_at = parse_started_at({"StartedAt": "2026-01-01T00:00:10Z"})
     assert exited_since(state, stop_at) == code
+
+
+def _running(**health):
+    return {"Status": "running", "Running": True, **health}
+
+
+def test_what_a_container_needs_is_its_network_parent_and_its_depends_on_services():
+    from supervisor.engine import Dependency, dependencies_of
+
+    demo = {"com.docker.compose.project": "demo"}
+    app = ContainerInfo("app-id", "demo-app-1", {**demo, "com.docker.compose.service": "app"})
+    migrate = ContainerInfo(
+        "m-id", "demo-migrate-1", {**demo, "com.docker.compose.service": "migrate"}
+    )
+    oneoff = ContainerInfo(
+        "o-id",
+        "demo-app-run-1",
+        {**demo, "com.docker.compose.service": "app", "com.docker.compose.oneoff": "True"},
+    )
+    other_app = ContainerInfo(
+        "x-id",
+        "other-app-1",
+        {"com.docker.compose.project": "other", "com.docker.compose.service": "app"},
+    )
+    vpn = ContainerInfo("vpn-id", "vpn")
+    web = ContainerInfo(
+        "web-id",
+        "demo-web-1",
+        {
+            **demo,
+            "com.docker.compose.service": "web",
+            "com.docker.compose.depends_on": (
+                "app:service_started:false,migrate:service_completed_successfully:false,"
+                "cache:service_started:false"
+            ),
+        },
+        network_mode="container:vpn",
+    )
+    everything = [web, app, migrate, oneoff, other_app, vpn]
+    assert dependencies_of(web, everything) == [
+        Dependency("vpn", vpn),  # the namespace it joins, by name
+        Dependency("app", app),  # of its project only; never a one-off
+        Dependency("migrate", migrate, completes=True),
+        # cache has no container: an optional one is never created, so it is left out
+    ]
+    by_id = replace(web, labels={}, network_mode="container:vpn-id")
+    assert dependencies_of(by_id, everything) == [Dependency("vpn", vpn)]
+    gone = replace(web, labels={}, network_mode="container:0123456789abcdef")
+    assert dependencies_of(gone, everything) == [Dependency("0123456789ab", None)]
+    assert dependencies_of(replace(web, labels={}, network_mode="bridge"), everything) == []
+
+
+@pytest.mark.parametrize(
+    ("state", "completes", "down"),
+    [
+        (_running(), False, None),
+        (_running(Health={"Status": "unhealthy"}), False, None),  # running: not down
+        (_running(Health={"Status": "starting"}), False, None),
+        ({"Status": "exited", "ExitCode": 1}, False, "exited"),
+        ({"Status": "exited", "ExitCode": 0}, False, "exited"),
+        ({"Status": "exited", "ExitCode": 0}, True, None),  # a one-shot that completed
+        ({"Status": "exited", "ExitCode": 2}, True, "exited"),
+        ({"Status": "running", "Running": True, "Paused": True}, False, "paused"),
+        ({"Status": "restarting"}, False, "restarting"),
+        ({"Status": "created"}, False, "created"),
+        (None, False, None),  # not inspected: cannot tell, so not waited for
+    ],
+)
+def test_a_dependency_is_down_when_no_process_of_it_runs(state, completes, down):
+    from supervisor.engine import Dependency, dependency_down
+
+    container = ContainerInfo("d", "db", state=state)
+    assert dependency_down(Dependency("db", container, completes)) == down
+    assert dependency_down(Dependency("db", None)) == "missing"

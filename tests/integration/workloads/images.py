@@ -1,4 +1,4 @@
-"""Real server software for the integration suite: PostgreSQL and Redis from Debian's
+"""Real server software for the integration suite: PostgreSQL, Redis and nginx from Debian's
 packages, built once (no image registry is needed) and cached by the hash of the recipe."""
 
 from __future__ import annotations
@@ -8,7 +8,13 @@ import subprocess
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-RECIPE = [HERE / "build-base", HERE / "postgres.Dockerfile", HERE / "redis.Dockerfile"]
+NAMES = ("postgres", "redis", "nginx")
+RECIPE = [
+    HERE / "build-base",
+    *(HERE / f"{name}.Dockerfile" for name in NAMES),
+    HERE / "nginx.conf",
+    HERE / "nginx-check",
+]
 REPOSITORY = "docker-supervisor/workloads"
 
 
@@ -22,10 +28,10 @@ def _have(tag: str) -> bool:
 
 
 def ensure_images() -> dict[str, str]:
-    """The tags of the postgres and redis images, built if missing (about a minute)."""
+    """The tags of the postgres, redis and nginx images, built if missing (about a minute)."""
     digest = _digest()
     base = f"{REPOSITORY}:base-{digest}"
-    tags = {name: f"{REPOSITORY}:{name}-{digest}" for name in ("postgres", "redis")}
+    tags = {name: f"{REPOSITORY}:{name}-{digest}" for name in NAMES}
     if all(_have(tag) for tag in tags.values()):
         return tags
     if not _have(base):
