@@ -141,6 +141,7 @@ class Cycle:
     def _ask_gate(self) -> Verdict:
         seen = self.w.observe()
         self.w.seen = seen
+        self.w.note_manual_stop(seen)  # the row it publishes next says what this look saw
         return may_heal(self.w.facts(seen, self.w.now()))
 
     def _ask_slot(self) -> None:

@@ -56,18 +56,25 @@ def stopped_by_agent(state: Mapping[str, Any] | None, intent: Intent) -> bool:
     return intent.until is None or finished is None or finished <= intent.until + STOP_SLACK_S
 
 
-def judge(intent: Intent, state: Mapping[str, Any] | None, taken_over: bool, may_act: bool) -> str:
+def judge(
+    intent: Intent,
+    state: Mapping[str, Any] | None,
+    taken_over: bool,
+    may_act: bool,
+    heals_missing: bool = True,
+) -> str:
     """Whether to start what a due intent names, from the engine's State (None: gone).
 
     Running, or stopped by hand since: done. Down: started again, unless the agent's stop
     did not take it down (it finished before the first stop owed, or after that stop
     returned) and its service is held or no longer supervised now; a neighbour a project
-    heal stopped, only if that stop took it down. A compose service with no container is
-    created by `up -d` only while its service may be acted on."""
+    heal stopped, only if that stop took it down. A compose service with no container
+    (taken down since: `compose down`) is created by `up -d` only while its service may
+    be acted on and its policy heals `missing`."""
     if taken_over or (state is not None and state.get("Running")):
         return DONE
     if state is None:
-        return START if intent.kind == COMPOSE and may_act else DONE
+        return START if intent.kind == COMPOSE and may_act and heals_missing else DONE
     if not stopped_by_agent(state, intent) and (not may_act or intent.kind == PROJECT):
         return DONE
     return START
@@ -157,8 +164,13 @@ def finish_due_intents(
             _abandon(journal, intent, "the container no longer belongs to its service")
             continue
         taken_over = container is not None and view.is_manual_stop(container.id)
-        if judge(intent, state, taken_over, may_act) == DONE:
-            journal.clear(intent.key)
+        heals_missing = worker is not None and "missing" in worker.policy.heal.on
+        if judge(intent, state, taken_over, may_act, heals_missing) == DONE:
+            if state is None and intent.kind == COMPOSE and may_act:
+                why = "its service was taken down since (compose down?); not created again"
+                _abandon(journal, intent, f"{why}: the policy does not heal missing")
+            else:
+                journal.clear(intent.key)
             continue
         try:
             start()

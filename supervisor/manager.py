@@ -297,15 +297,25 @@ class ServiceManager:
     def _compose_up(self, container: ContainerInfo | None) -> None:
         """Start what `stop_step` stopped: the whole project with a blanket `up -d`, or the
         one service, as it is (`--no-deps --no-recreate`); a service whose container is
-        missing is created, with what it depends on that is not up (nothing recreated)."""
+        missing is created, with what it depends on that is not up (nothing recreated).
+        The container the heal stopped, removed since, is created again only by a policy
+        that heals `missing` (ContainerGone otherwise)."""
         ref, services = self.policy.compose, self._heal_services(container)
+        exists = self.state_of(container) is not None
+        if container is not None and not exists and "missing" not in self.policy.heal.on:
+            # Removed since the stop (`compose down`, `docker rm`): an operator's doing.
+            # `up` would create it anew, on fresh anonymous volumes; only a policy that
+            # heals `missing` asks for that.
+            raise ContainerGone(
+                f"{container.name} was removed after the heal's stop (compose down?); not "
+                "created again: the policy does not heal missing"
+            )
         # An `up` marks no stops: one that recreates removes what it stopped, and an
         # operator's stop just after it is the operator's.
         with self._acting_on_compose(container, services, stopping=False):
             if not services:
                 self.compose().up(ref.file, self._project(container))
             else:
-                exists = self.state_of(container) is not None
                 self.compose().up(ref.file, self._project(container), services, exists, True)
 
     def _acting_on_compose(

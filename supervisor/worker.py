@@ -252,7 +252,7 @@ class Worker:
         self.seen = seen
         if seen.reason != REASON_ENGINE_UNREACHABLE and not self.retired:
             self.ctx.claim(self.service, seen.container.id if seen.container else None)
-            self._note_manual_stop(seen)
+            self.note_manual_stop(seen)
             self._note_compose_start(seen)
         if self.ctx.metrics is not None and not self.retired:
             self.ctx.metrics.checked(self.service)
@@ -353,7 +353,7 @@ class Worker:
             self.recheck_at = until
             self.ctx.timers.call_later(until - now + 0.01, self.post, Look("recheck"))
 
-    def _note_manual_stop(self, seen: Observation) -> None:
+    def note_manual_stop(self, seen: Observation) -> None:
         if seen.manual_stop and not seen.is_healthy and seen.container is not None:
             self.manual_stop = seen.container.id
         elif seen.status is not Status.STOPPED or not seen.manual_stop:

@@ -1,12 +1,14 @@
 """The demo stack's lifecycle through ServiceManager and blanket compose commands."""
 
+import json
+
 import pytest
 
 from supervisor import ServiceManager, Status, load_policy_file
 from supervisor.compose import Compose, build_base_argv, run_compose
 from supervisor.policy import ComposeRef
 from tests.integration.conftest import RUN_ID
-from tests.support import REPO, run_cli, write_policy
+from tests.support import REPO, run_cli, wait_for, write_policy
 
 pytestmark = pytest.mark.engine
 
@@ -260,3 +262,26 @@ def test_validate_refuses_a_policy_whose_compose_file_is_not_its_containers_proj
         assert done.stdout == f"{policies}/good.yaml: ok: service good\n"
     finally:
         run_compose([*base, "down", "--timeout", "1"], 120)
+
+
+@pytest.mark.parametrize("scope", ["compose", "project"])
+def test_a_stack_taken_down_during_a_heal_is_not_brought_back(
+    client, compose_cmd, agents, tmp_path, stack, scope
+):
+    """`docker compose down` in the heal's pause: the heal's start finds its container gone
+    and ends (container_gone) without `up`, which would create the stack anew on fresh
+    volumes; nothing is left owed for the keeper to bring it back with."""
+    file, project = stack
+    agent = heal_app(client, agents, tmp_path, file, project, scope=scope, pause="6s")
+    agent.wait_event("heal.stopped", service="app")
+    run_compose([*build_base_argv(compose_cmd, file, project), "down", "--timeout", "1"], 120)
+    failed = agent.wait_event("heal.failed", service="app", timeout_s=30)
+    assert failed["reason"] == "container_gone"
+    agent.wait_event("service.status", service="app", reason="missing")
+    state = tmp_path / "state" / "state.json"
+    # What the heal owed (the neighbour, for scope project) is judged by the keeper within
+    # its round (2 s) and dropped: nothing is left for this agent or the next.
+    wait_for(lambda: json.loads(state.read_text())["intents"] == [], 15, "nothing owed")
+    agent.stop()
+    assert json.loads(state.read_text())["intents"] == []
+    assert stack_containers(client, project) == {}

@@ -384,6 +384,7 @@ class SimCompose:
         self.failing = False
         self.made = 0
         self.calls: list[tuple[float, str, tuple[str, ...]]] = []  # (at, verb, services)
+        self.files: dict[str, tuple[str, ...]] = {}  # project -> the services of its file
 
     def _targets(self, project: str | None, services) -> list[str]:
         return [
@@ -408,7 +409,9 @@ class SimCompose:
             raise ComposeError(f"exit code 1: compose -f {file} up -d", "simulated: port taken")
         project = project or _derived(file)  # without -p, compose names it by the directory
         targets = self._targets(project, services)
-        for service in services:  # a service of that project with no container: created
+        # A service of that project with no container is created: of those named, or of
+        # every service of the file (`up -d` of the whole project).
+        for service in services or self.files.get(project, ()):
             labels = {"com.docker.compose.service": service, "com.docker.compose.project": project}
             if not any(self.engine.containers[c].labels == labels for c in targets):
                 self.engine.world.compose_created(project, service)

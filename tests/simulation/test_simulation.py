@@ -274,6 +274,25 @@ def test_a_failed_compose_start_is_reported_once_and_retried_after_a_backoff():
     assert not world.violations
 
 
+@pytest.mark.parametrize("scope", ["compose", "project"])
+def test_a_stack_an_operator_took_down_is_not_created_again_by_a_heal_it_ended(scope):
+    world = stack_world(scope)
+    world.compose.failing = True
+    break_it(world, "stack")
+    [failed] = run_until(world, "heal.failed", service="stack")
+    assert failed["reason"] == "start_failed"  # its start is owed, and retried
+    down_at = world.timers.now()
+    world._compose_down(again=False)  # `docker compose down` meanwhile
+    world.compose.failing = False
+    world.run_for(40)
+    # The owed start came due, found the stack gone, and ended: nothing created.
+    assert len(world.log.events("heal.resume_abandoned", service="stack")) == 1
+    assert [at for at, verb, _ in world.compose.calls if verb == "up" and at > down_at] == []
+    assert [c for c in world.engine.containers.values() if "other" in c.name] == []
+    assert world.agent.journal.snapshot() == []
+    assert not world.violations
+
+
 def test_a_project_heal_starts_its_neighbours_even_when_its_policy_goes_mid_failure():
     world = stack_world("project")
     side, stack = neighbour(world), world.cid("stack")

@@ -159,6 +159,7 @@ class World:
                 cid, f"{project}-{name}-1", labels, has_health=name != "api"
             )
             self.owner[cid] = name
+        self.compose.files["other"] = ("stack", "side")
         if "stack" in self.policies:  # a service of the stack's project nobody supervises
             side = f"side-{seed}".ljust(12, "0")
             labels = {"com.docker.compose.service": "side", "com.docker.compose.project": "other"}
@@ -533,6 +534,7 @@ class World:
                 ("compose_fails", 0.6),
                 *([("recreate", 1.0), ("vanish", 0.5)] if "tagged" in self.policies else []),
                 *([("pressure", 1.5)] if self.pressure_faults else []),
+                *([("compose_down", 0.3)] if "stack" in self.policies else []),
             ]
         )
         now = self.timers.now()
@@ -544,6 +546,9 @@ class World:
         self.trace.append(f"{now:.2f} {kind} {service}")
         if kind == "reload":
             self._reload(service)
+            return
+        if kind == "compose_down":
+            self._compose_down()
             return
         cid = self.cid(service)
         c = self.engine.containers.get(cid)
@@ -613,6 +618,36 @@ class World:
             del self.owner[stale]
         self.owner[cid] = service
         self.engine.create(cid, old.name, dict(old.labels))
+
+    def _compose_down(self, again: bool = True) -> None:
+        """`docker compose down` of the stack's project: its containers stopped and removed;
+        brought up again (new containers) a while later. Meanwhile nothing of it may be
+        created (compose_created), whatever the agent had stopped or was healing."""
+        project = [
+            cid
+            for cid, c in self.engine.containers.items()
+            if c.labels.get("com.docker.compose.project") == "other"
+        ]
+        if not project:
+            return  # down already
+        for cid in project:
+            self.engine.destroy(cid)
+        if again:
+            self.timers.world_later(self.rng.uniform(5, 40), self._compose_up_again)
+
+    def _compose_up_again(self) -> None:
+        """The operator's `docker compose up -d`: every service of the file, created anew."""
+        for service in self.compose.files["other"]:
+            labels = {"com.docker.compose.service": service, "com.docker.compose.project": "other"}
+            if any(c.labels == labels for c in self.engine.containers.values()):
+                continue
+            self.recreated += 1
+            cid = f"{service}-u{self.recreated}".ljust(12, "0")
+            if service in self.owner.values():
+                for stale in [c for c, s in self.owner.items() if s == service]:
+                    del self.owner[stale]
+                self.owner[cid] = service
+            self.engine.create(cid, f"other-{service}-1", labels)
 
     def _engine_back(self) -> None:
         self.engine.up = True

@@ -109,3 +109,12 @@ def test_a_stop_that_returned_explains_only_a_finish_before_it_returned():
     assert judge(owed, at["7"], False, False) == DONE
     # Not knowing when the stop returned (the agent died first), a later finish is the stop's.
     assert stopped_by_agent(at["7"], intent(CONTAINER, "w1"))
+
+
+def test_a_compose_intent_creates_a_service_taken_down_since_only_for_a_policy_healing_missing():
+    owed = Intent("compose:web", "web", COMPOSE, "w1", 5.0)
+    # `docker compose down` after the heal's stop: no container of the service now.
+    assert judge(owed, None, False, True, heals_missing=False) == DONE
+    assert judge(owed, None, False, True, heals_missing=True) == START
+    assert judge(owed, None, False, False, heals_missing=True) == DONE  # held meanwhile
+    assert judge(owed, DOWN_AT_6, False, True, heals_missing=False) == START  # still there
