@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from .errors import ContainerGone, EngineError
+from .errors import ContainerGone, EngineError, EngineUnreachable
 from .logs import log_event
 
 log = logging.getLogger("supervisor.view")
@@ -44,6 +44,8 @@ STOP_VERBS = frozenset({"kill", "die", "stop"})
 # (HUP to reload, say) do not.
 STOP_SIGNALS = frozenset({"2", "3", "9", "15", "SIGINT", "SIGQUIT", "SIGKILL", "SIGTERM"})
 RESTART_POLICIES = frozenset({"always", "unless-stopped", "on-failure"})
+# The State of a container the engine will not describe: `error / unknown_state`, not healed.
+UNKNOWN_STATE = {"Status": "unknown"}
 # Stops seen this shortly before the event stream breaks are taken as the engine's shutdown.
 ENGINE_SHUTDOWN_WINDOW_S = 30.0
 RESYNC_AFTER_RECONNECT_S = 3.0
@@ -167,6 +169,9 @@ class ContainerView:
         # Own actions: [holders now, own until]; overlapping holders do not end each other.
         self._own_ids: dict[tuple[str, str], list[float]] = {}
         self._own_projects: dict[tuple[str, str], list[float]] = {}
+        # Containers whose inspect the engine refuses or never answers (an authorization
+        # plugin, a filtering proxy, a process in D state): shown unknown, said once.
+        self._unreadable: set[str] = set()
         self._synced = False
         self._reported: bool | None = None
         self._stopping = threading.Event()
@@ -371,6 +376,10 @@ class ContainerView:
                 inspected += 1
             except ContainerGone:
                 continue
+            except EngineError as e:
+                fresh[cid] = self._unknown(row, have, e)
+                continue
+            self._unreadable.discard(cid)
         corrected: list[ViewEvent] = []
         with self._changed:
             for cid, container in fresh.items():
@@ -396,6 +405,32 @@ class ContainerView:
             for change in corrected:
                 self._notify(change)
         return inspected
+
+    def _unknown(self, row: Mapping[str, Any], have: Any | None, error: EngineError) -> Any:
+        """One container cannot be inspected while the engine answers: it is shown with an
+        unknown state (never healed as such), said once, and inspected again at the next
+        listing; the rest of the host is seen as always. If the engine itself does not
+        answer, the listing fails as before."""
+        from .engine import ContainerInfo
+
+        if isinstance(error, EngineUnreachable):
+            self._source.list_rows()  # raises if it is the engine, not the container
+        cid = row["Id"]
+        names = row.get("Names") or []
+        name = names[0].lstrip("/") if names else cid[:12]
+        if cid not in self._unreadable:
+            self._unreadable.add(cid)
+            log_event(
+                log,
+                logging.WARNING,
+                "view.inspect_failed",
+                "a container cannot be inspected: shown unknown, retried at each listing",
+                container=name,
+                container_id=cid,
+                error=str(error),
+            )
+        base = have or ContainerInfo(cid, name, dict(row.get("Labels") or {}))
+        return replace(base, state=dict(UNKNOWN_STATE))
 
     def refresh(self, container_id: str) -> None:
         """Inspect one container again, for what no event carries (a health log that

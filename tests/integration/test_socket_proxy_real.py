@@ -46,6 +46,7 @@ frontend engine
     acl read path_reg ^(/v[0-9.]+)?/(version|containers/json|events)$
     acl read path_reg ^(/v[0-9.]+)?/(containers|exec)/{id}/json$
     acl act path_reg ^(/v[0-9.]+)?/(containers/{id}/(start|stop|restart|exec)|exec/{id}/start)$
+{extra}
     http-request allow if {{ method GET HEAD }} ping
     http-request allow if {{ method GET }} read
     http-request allow if {{ method POST }} act
@@ -57,12 +58,15 @@ backend engine
 
 
 class SocketProxy:
-    def __init__(self, directory) -> None:
+    def __init__(self, directory, extra: str = "") -> None:
+        """`extra`: haproxy lines ahead of the README's rules (a test's own denial)."""
         self.listen = directory / "docker.sock"
         self.admin = directory / "admin.sock"
         config = directory / "haproxy.cfg"
         config.write_text(
-            CONFIG.format(admin=self.admin, listen=self.listen, id=ID, engine=engine_socket())
+            CONFIG.format(
+                admin=self.admin, listen=self.listen, id=ID, engine=engine_socket(), extra=extra
+            )
         )
         self.proc = subprocess.Popen(
             [shutil.which("haproxy") or "haproxy", "-db", "-f", str(config)],

@@ -97,7 +97,15 @@ class FakeSource:
         for c in self.containers.values():
             health = (c.state.get("Health") or {}).get("Status")
             status = f"Up 1 minute ({health})" if health else "Up 1 minute"
-            rows.append({"Id": c.id, "State": c.state["Status"], "Status": status})
+            rows.append(
+                {
+                    "Id": c.id,
+                    "Names": [f"/{c.name}"],
+                    "Labels": dict(c.labels),
+                    "State": c.state["Status"],
+                    "Status": status,
+                }
+            )
         return rows
 
     def inspect_container(self, cid):
@@ -166,6 +174,43 @@ def test_resync_corrects_what_the_last_event_left_wrong(setup):
     assert view.resync() == 1
     assert view.get("a").state["Status"] == "exited"
     assert seen[-1].action == "resync"
+
+
+def test_one_container_the_engine_will_not_describe_blinds_nothing_else(setup, caplog):
+    """Its inspect refused (403 from a proxy or a plugin) or never answered while the engine
+    answers: it is shown unknown (never healed as such), said once, retried at each listing;
+    the rest is seen as always. An engine that does not answer at all still fails the sync."""
+    from supervisor.errors import EngineError, EngineUnreachable
+
+    view, source, _, _ = setup
+    refused = {"a": EngineError("403 Forbidden"), "c": EngineUnreachable("read timed out")}
+    inspect = source.inspect_container
+
+    def picky(cid):
+        if cid in refused:
+            source.inspects += 1
+            raise refused[cid]
+        return inspect(cid)
+
+    source.inspect_container = picky
+    source.add("a", "web", {**RUNNING, "Health": {"Status": "unhealthy"}})
+    source.add("b", "db", {"Status": "exited", "Running": False, "ExitCode": 1})
+    source.add("c", "hung", dict(RUNNING), labels={"app": "hung"})
+    with caplog.at_level("WARNING", logger="supervisor.view"):
+        view.resync()
+        view.resync()
+    assert view.get("a").state == {"Status": "unknown"} and view.get("a").name == "web"
+    assert view.get("c").state == {"Status": "unknown"} and view.get("c").labels == {"app": "hung"}
+    assert view.get("b").state["Status"] == "exited"  # the rest: as always
+    said = [r for r in caplog.records if getattr(r, "event", "") == "view.inspect_failed"]
+    assert sorted(r.container for r in said) == ["hung", "web"]  # once each
+    del refused["a"]
+    view.resync()
+    assert view.get("a").state["Health"]["Status"] == "unhealthy"  # retried, and read
+
+    source.list_rows = lambda: (_ for _ in ()).throw(EngineUnreachable("refused"))
+    with pytest.raises(EngineUnreachable):
+        view.resync()
 
 
 def test_a_stop_by_hand_is_remembered_until_the_next_start(setup):
