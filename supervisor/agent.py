@@ -424,7 +424,7 @@ class Agent:
             self._names = {
                 identity: name
                 for identity, name in found.names.items()
-                if identity in present or name in self._expanded
+                if identity in present or name in self._expanded or name in self._saved_services
             }
             self._expanded_once = True
             if added or changed:
@@ -436,7 +436,13 @@ class Agent:
     def _retire_expanded(self, service: str, why: str) -> None:
         identity = self._expanded.pop(service).match.identity
         self._gone.pop(service, None)
+        row = self.board.row(service)
         self._retire(service)
+        # Gone (a `compose down` for maintenance), not unselected: an operator's hold,
+        # give-up or stop by hand waits for the container to come back, on disk too.
+        kept = why == "gone" and operators_word(row, self.timers.now())
+        if kept:
+            self._saved_services[service] = row
         log_event(
             log,
             logging.INFO,
@@ -445,6 +451,7 @@ class Agent:
             service=service,
             why=why,
             identity="/".join(identity),
+            kept=kept,
         )
 
     def _tell_conflicts(self, conflicts: list[Any]) -> None:
@@ -665,11 +672,22 @@ class Agent:
             "api_calls": self.engine.api_calls,
             "manual_stops": self.view.manual_stops(),
         }
-        rows = self.board.rows()
-        if not self._expanded_once:
-            for service, row in list(self._saved_services.items()):
+        rows, now = self.board.rows(), self.timers.now()
+        for service, row in list(self._saved_services.items()):
+            if not self._expanded_once or operators_word(row, now):
                 rows.setdefault(service, dict(row))
         return rows, agent, self.journal.snapshot()
+
+
+def operators_word(row: dict[str, Any], now: float) -> bool:
+    """Whether a service's row holds what only an operator ends: a hold not yet over, a
+    give-up, a stop by hand."""
+    held = row.get("held_until")
+    return bool(
+        (isinstance(held, int | float) and held > now)
+        or row.get("gave_up")
+        or row.get("manual_stop")
+    )
 
 
 def _at_once(then: Callable[[], None] | None = None) -> None:

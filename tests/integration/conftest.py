@@ -204,3 +204,8 @@ def by_service(client, project: str, service: str):
         }
     )
     return found
+
+
+def failing_streak(client, container) -> int:
+    health = client.api.inspect_container(container.id)["State"].get("Health") or {}
+    return int(health.get("FailingStreak") or 0)

@@ -7,7 +7,14 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import RUN_ID, file_healthcheck, health_of
+from supervisor.compose import build_base_argv, run_compose
+from tests.integration.conftest import (
+    RUN_ID,
+    by_service,
+    failing_streak,
+    file_healthcheck,
+    health_of,
+)
 from tests.integration.test_operations_real import free_port
 from tests.support import FAST_HEAL, run_cli, scrape_metrics, wait_for, write_policy
 
@@ -98,3 +105,58 @@ def test_a_selector_supervises_each_labelled_container_as_its_own_service(
 _APPEND_SERVICE = (
     "import os, sys; open(sys.argv[1], 'a').write(os.environ['SUPERVISOR_SERVICE'] + '\\n')"
 )
+
+
+def test_a_hold_outlives_a_compose_down_and_up_longer_than_a_gone_container_is_remembered(
+    client, image, compose_cmd, agents, tmp_path
+):
+    """pause cache (a selected compose service), `compose down`, wait until the agent has
+    forgotten the gone container (selector.removed), `compose up -d`: the new container is
+    cache again, held, and its failing checks are not healed."""
+    project = f"dst-{RUN_ID}-maint"
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "compose.yml").write_text(f"""\
+services:
+  cache:
+    image: {image}
+    pull_policy: never
+    init: true
+    labels: {{docker-supervisor.test: "{RUN_ID}", {SELECTED}: "{RUN_ID}-maint"}}
+    command: ["sh", "-c", "touch /tmp/healthy; trap 'exit 0' TERM; sleep 86400 & wait"]
+    healthcheck: {{test: ["CMD", "test", "-f", "/tmp/healthy"], interval: 1s, retries: 1}}
+""")
+    base = build_base_argv(compose_cmd, stack / "compose.yml", project)
+    policies, state = tmp_path / "p", tmp_path / "state"
+    write_policy(
+        policies,
+        "tagged",
+        match={"selector": {SELECTED: f"{RUN_ID}-maint"}},
+        check={"interval": "1s"},
+        heal=FAST_HEAL,
+    )
+    try:
+        run_compose([*base, "up", "-d", "--wait"], 120)
+        agent = agents.start(policies, state)
+        agent.wait_event("service.status", service="cache", status="running")
+        paused = run_cli("pause", "cache", "--policies", str(policies), "--state-dir", str(state))
+        assert paused.returncode == 0, paused.stderr
+        run_compose([*base, "down", "--timeout", "1"], 120)
+        removed = agent.wait_event("selector.removed", 30, service="cache")
+        assert (removed["why"], removed["kept"]) == ("gone", True)
+        run_compose([*base, "up", "-d", "--wait"], 120)
+        agent.wait_event("selector.added", 30, service="cache")
+        cache = by_service(client, project, "cache")
+        cache.exec_run(["rm", "/tmp/healthy"])
+        wait_for(lambda: health_of(client, cache) == "unhealthy", 30, "cache unhealthy")
+        wait_for(
+            lambda: failing_streak(client, cache) >= 3,
+            30,
+            "three failed checks",
+        )
+        done = run_cli("status", str(policies), "--json", "--state-dir", str(state))
+        [row] = [r for r in json.loads(done.stdout)["services"] if r["service"] == "cache"]
+        assert row["reason"] == "held"
+        assert agent.events("heal.started", service="cache") == []
+    finally:
+        run_compose([*base, "down", "--timeout", "1"], 120)

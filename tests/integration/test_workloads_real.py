@@ -6,7 +6,7 @@ import time
 import pytest
 
 from supervisor.compose import build_base_argv, run_compose
-from tests.integration.conftest import RUN_ID, by_service, health_of, supervise
+from tests.integration.conftest import RUN_ID, by_service, failing_streak, health_of, supervise
 from tests.integration.test_contracts_real import at_s, engine_events
 from tests.integration.workloads.images import ensure_images
 from tests.support import FAST_HEAL, wait_for, write_policy
@@ -178,8 +178,3 @@ services:
 
 SERVE = "mkdir -p /www; echo upstream-ok > /www/index.html; exec httpd -f -p 8080 -h /www"
 FETCH = "exec 3<>/dev/tcp/127.0.0.1/80; printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
-
-
-def failing_streak(client, container) -> int:
-    health = client.api.inspect_container(container.id)["State"].get("Health") or {}
-    return int(health.get("FailingStreak") or 0)

@@ -738,3 +738,26 @@ def test_an_agent_that_never_saw_the_engine_keeps_the_selected_services_rows():
     world.run_for(2)
     world.graceful_restart()  # stopped before its first listing: no expansion yet
     assert world.disk.services["cache"]["held_until"] == HELD_FOREVER
+
+
+def test_a_hold_outlives_a_maintenance_longer_than_the_agent_remembers_a_gone_container():
+    """pause cache; its container removed (compose down) for longer than the agent keeps a
+    gone selected service; the agent is killed meanwhile; a new container of the same
+    identity comes back: cache is held still."""
+    world = World(seed=1, faults=False, connect_after_s=0.0)
+    world.latency = lambda worker: 0.01
+    world.run_for(2)
+    world.agent.apply_command(Command("pause", "cache"), lambda: None)
+    world.run_for(1)
+    old = world.engine.containers[world.cid("cache")]
+    world.engine.destroy(old.id)
+    [removed] = run_until(world, "selector.removed", within_s=30, service="cache")
+    world.kill()
+    world.run_for(5)
+    assert (world.disk.services.get("cache") or {}).get("held_until") == HELD_FOREVER
+    assert removed["why"] == "gone" and removed["kept"]
+    world._run_again("cache", old)
+    assert run_until(world, "selector.added", within_s=5, service="cache")
+    world.run_for(2)
+    assert world.agent.board.row("cache")["reason"] == "held"
+    assert not world.violations

@@ -281,13 +281,15 @@ class World:
             publish(service, row, detail, then)
 
         self.agent.board.publish = timed_publish
-        # A forgotten expanded service takes its hold and its budget with it; a service
-        # (re)added is supervised again.
+        # A forgotten expanded service takes its budget with it, and its hold unless it is
+        # only gone for a while; a service (re)added is supervised again.
         retire, add = self.agent._retire_expanded, self.agent._add
 
         def retired(service: str, why: str) -> None:
             retire(service, why)
             self.removed.add(service)
+            if why == "gone" and self.held.get(service, 0.0) > self.timers.now():
+                return  # the operator's hold waits for its container to come back
             self.held.pop(service, None)
             self.stops.pop(service, None)
 
