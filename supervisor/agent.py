@@ -138,6 +138,10 @@ class Agent:
         self.health = EngineHealth(clock)
         self.router = Router(self.dispatcher, self.journal)
         self.board.on_change = self.router.wake
+        if self._writer is not None:
+            # Unwritable: every service shows it (and starts no heal); written again: each
+            # is looked at, and heals what waited.
+            self._writer.on_health = lambda writable: self.router.broadcast("recheck")
         manual = [
             entry["manual_stop"]
             for entry in saved.services.values()
@@ -165,6 +169,7 @@ class Agent:
                 lambda: self.engine.api_calls,
                 lambda: self.health.ok,
                 lambda: self.guard is not None and self.guard.pressed,
+                lambda: self._writer is None or not self._writer.failing,
             )
         self.prober = Prober(
             self.timers,
@@ -195,6 +200,7 @@ class Agent:
             left_alone=lambda container: self.board.left_alone(container.id),
             waits_for=self._waits_for,
             wait_on=self.router.wait_on,
+            state_ok=lambda: self._writer is None or not self._writer.failing,
         )
         self._ticks = Ticks(self.timers, lambda service: self._post(service, Look("tick")))
         # What is in force: the policies for one service, the selector policies, and the
@@ -498,9 +504,15 @@ class Agent:
             until = HELD_FOREVER
 
         def acknowledge() -> None:
-            # Answered once it is on disk: an agent killed right after still knows.
-            if self._writer is not None:
-                self._writer.write_through()
+            # Answered once it is on disk: an agent killed right after still knows. What
+            # cannot be saved is not "done": it would be lost on the agent's restart.
+            if self._writer is not None and not self._writer.write_through():
+                done(
+                    f"{command.action} {command.service}: applied but not saved (the agent's "
+                    "state file cannot be written: a full or read-only filesystem); lost if "
+                    "the agent restarts"
+                )
+                return
             done()
 
         def took_effect() -> None:

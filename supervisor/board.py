@@ -260,6 +260,7 @@ def build_row(
             facts.waiting_for,
         ),
         "waiting_for": facts.waiting_for,
+        "state_unwritable": facts.state_unwritable,
         **memory,
         **tracker.to_snapshot(),
     }

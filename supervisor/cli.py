@@ -577,12 +577,36 @@ def _status_now(args: argparse.Namespace, policies: list[Policy]) -> tuple[Any, 
         from .selector import in_force
 
         policies = in_force(policies, containers, saved)
+    agent = _agent_figures(pid)
+    # What the agent cannot write, it cannot save either: the filesystem itself says so.
+    problem = unwritable(state_dir) if agent is not None else None
+    if agent is not None:
+        agent["state_file"] = problem or "writable"
     rows = [
-        _status_row(p, engine.observe(p, containers), saved.get(p.service, {}), now, pid)
+        _status_row(
+            p, engine.observe(p, containers), saved.get(p.service, {}), now, pid, bool(problem)
+        )
         for p in policies
         if not p.is_selector
     ]
-    return _agent_figures(pid), rows
+    return agent, rows
+
+
+def unwritable(state_dir: Path) -> str | None:
+    """Why the state directory's filesystem cannot take a state file now (read-only, full),
+    from its figures alone (nothing is written to find out); None when it can."""
+    import os
+
+    try:
+        fs = os.statvfs(state_dir)
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if fs.f_flag & os.ST_RDONLY:
+        return "cannot be written: read-only filesystem"
+    free = (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
+    if free < 64 * 1024:
+        return f"cannot be written: {free // 1024} KiB free"
+    return None
 
 
 def _watch(args: argparse.Namespace, policies: list[Policy]) -> int:
@@ -616,7 +640,12 @@ def _watch(args: argparse.Namespace, policies: list[Policy]) -> int:
 
 
 def _status_row(
-    policy: Policy, seen: Any, saved: dict[str, Any], now: float, agent_pid: int | None
+    policy: Policy,
+    seen: Any,
+    saved: dict[str, Any],
+    now: float,
+    agent_pid: int | None,
+    unwritable_now: bool = False,
 ) -> dict[str, Any]:
     """The row the agent would publish, from its saved memory and the gate it asks."""
     from dataclasses import replace
@@ -636,7 +665,8 @@ def _status_row(
     phase = saved.get("phase") if agent_pid is not None else None
     # So is a deferral: only the agent reads the host's pressure.
     deferred = agent_pid is not None and bool(saved.get("deferred"))
-    # And what it waits for: only the agent looks at what a service needs.
+    # And what it waits for: only the agent looks at what a service needs, and only the
+    # agent knows its state file could not be written.
     waiting = saved.get("waiting_for") if agent_pid is not None else None
     facts = make_facts(
         policy,
@@ -646,6 +676,8 @@ def _status_row(
         held_until,
         waiting if isinstance(waiting, str) else None,
         deferred=deferred,
+        state_unwritable=agent_pid is not None
+        and (unwritable_now or bool(saved.get("state_unwritable"))),
     )
     row = build_row(
         policy,

@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from .engine import exited_since, stop_wait_s
-from .errors import ContainerGone
-from .gate import Verdict, may_heal
+from .errors import ContainerGone, StateUnwritable, SupervisorError
+from .gate import WHY_STATE_UNWRITABLE, Verdict, may_heal
 from .journal import DEPENDENT, PROJECT, Intent
 from .keeper import hand_to_keeper, stopped_by_agent
 from .logs import log_event
@@ -51,6 +51,7 @@ CANCELLED = "cancelled"
 STOPPED = "stopped"
 STARTED = "started"
 TAKEN_OVER = "taken_over"
+UNWRITABLE = "unwritable"  # its intent could not be written: no stop was sent
 SKIPPED = "skipped"
 
 
@@ -105,6 +106,9 @@ class Cycle:
                 self.stop_at = at
             if outcome == CANCELLED:
                 self._cancel("held, removed or stopped by hand before the stop")
+            elif outcome == UNWRITABLE:
+                self.w.tracker.forget_attempt(self.stop_at)  # nothing was done
+                self._cancel(WHY_STATE_UNWRITABLE)
             else:
                 self._stopped(message.error or failed)
         elif message.step == STARTING:
@@ -196,7 +200,7 @@ class Cycle:
 
         def stop() -> tuple[str, float, tuple[str, ...], Exception | None]:
             at = worker.now()
-            if not worker.may_act_now(container):
+            if not worker.may_act_now(container) or (compose and _gone(manager, container)):
                 return CANCELLED, at, (), None
             # Stamped as it is written, just before the stop, and again as the stop returns:
             # only a later start fulfils it, and only a container that finished in between
@@ -206,7 +210,10 @@ class Cycle:
                 for c in manager.project_neighbours(container)
             ]
             keys = (intent.key, *(n.key for n in neighbours))
-            journal.record(replace(intent, at=at), *neighbours)
+            try:
+                journal.record(replace(intent, at=at), *neighbours)
+            except StateUnwritable:
+                return UNWRITABLE, at, (), None
             try:
                 manager.stop_step(container)
             except Exception as e:  # it may have half happened: what it recorded is owed
@@ -447,3 +454,15 @@ class Cycle:
                 give_back()
 
         self.w.publish(then=say_and_give_back)
+
+
+def _gone(manager: Any, container: Any) -> bool:
+    """Whether the container a compose heal decided on was removed since (or cannot be told
+    of): compose stops by service, so it would stop whatever replaced it (a `compose down`
+    and `up` meanwhile), which is not this heal's to stop."""
+    if container is None:
+        return False
+    try:
+        return manager.state_of(container) is None
+    except SupervisorError:
+        return True

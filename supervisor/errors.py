@@ -57,6 +57,10 @@ class ContainerGone(EngineError):
     """The container was removed while we acted on it."""
 
 
+class StateUnwritable(SupervisorError):
+    """The state file could not be written: an intent is not on disk, so no stop is sent."""
+
+
 class ComposeError(SupervisorError):
     """A `docker compose` command failed, timed out, or could not be found."""
 

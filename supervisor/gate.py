@@ -18,6 +18,7 @@ from .status import (
     REASON_HOST_PRESSURE,
     REASON_MANUAL_STOP,
     REASON_NOT_HEALABLE,
+    REASON_STATE_UNWRITABLE,
     Status,
 )
 
@@ -39,6 +40,7 @@ WHY_CRASH_LOOP = "crash_loop"
 WHY_HOST_PRESSURE = REASON_HOST_PRESSURE
 WHY_NOT_OURS = "not_ours"  # a Swarm task, or another compose project than the policy's
 WHY_DEPENDENCY_DOWN = REASON_DEPENDENCY_DOWN
+WHY_STATE_UNWRITABLE = REASON_STATE_UNWRITABLE
 
 # Reasons that stop the agent from even deciding (the tracker is not asked).
 WATCH_ONLY = frozenset(
@@ -52,6 +54,7 @@ WATCH_ONLY = frozenset(
         WHY_HOST_PRESSURE,
         WHY_NOT_OURS,
         WHY_DEPENDENCY_DOWN,
+        WHY_STATE_UNWRITABLE,
     }
 )
 
@@ -76,6 +79,8 @@ class Facts:
     # What it needs and is down, stopped by hand, held, given up or being healed, in
     # words ("app (exited)"); None when nothing it needs is missing.
     waiting_for: str | None = None
+    # The state file cannot be written: no intent can reach the disk, so no stop is sent.
+    state_unwritable: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ def may_heal(facts: Facts) -> Verdict:
         (facts.stopping, WHY_STOPPING),
         (not facts.engine_ok, WHY_ENGINE_UNREACHABLE),
         (facts.settling, WHY_ENGINE_SETTLING),
+        (facts.state_unwritable, WHY_STATE_UNWRITABLE),
         (facts.not_ours, WHY_NOT_OURS),
         (facts.manual_stop and not facts.healthy, WHY_MANUAL_STOP),
         (facts.held, WHY_HELD),
@@ -111,6 +117,8 @@ def present(status: Status, reason: str | None, facts: Facts) -> tuple[Status, s
     """The status and reason a service shows: Docker's, overlaid by what the agent knows."""
     if not facts.engine_ok:
         return Status.ERROR, REASON_ENGINE_UNREACHABLE
+    if facts.state_unwritable and status is not Status.RUNNING:
+        return status, REASON_STATE_UNWRITABLE
     if facts.not_ours and status is not Status.RUNNING:
         return status, REASON_NOT_HEALABLE
     if facts.manual_stop and status is not Status.RUNNING:
@@ -156,5 +164,6 @@ def next_action(
         WHY_NOT_SUPERVISED: "none: not supervised",
         WHY_STOPPING: "none: agent stopping",
         WHY_NOT_OURS: "none: not the agent's to heal (see heal.refused)",
+        WHY_STATE_UNWRITABLE: "wait: the state file cannot be written",
     }
     return words.get(verdict.why, "watch")

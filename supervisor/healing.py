@@ -179,6 +179,11 @@ class RestartTracker:
         times = tuple(sent_at if t == recorded_at else t for t in self.memory.restarts_at)
         self.memory = replace(self.memory, restarts_at=times)
 
+    def forget_attempt(self, recorded_at: float) -> None:
+        """The attempt recorded at `recorded_at` never sent its stop: it does not count."""
+        times = tuple(t for t in self.memory.restarts_at if t != recorded_at)
+        self.memory = replace(self.memory, restarts_at=times)
+
     def record_recovered(self, now: float) -> None:
         """The heal ended with a healthy container: continuous health counts from now."""
         self.memory = replace(self.memory, healthy_since=now)

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from .errors import StateUnwritable
+
 CONTAINER = "container"
 DEPENDENT = "dependent"
 COMPOSE = "compose"
@@ -62,7 +64,7 @@ class Journal:
 
     def __init__(
         self,
-        write_through: Callable[[], None] = lambda: None,
+        write_through: Callable[[], bool | None] = lambda: None,
         request_save: Callable[[], None] = lambda: None,
     ) -> None:
         self._write_through = write_through
@@ -74,9 +76,15 @@ class Journal:
         self._deferred: dict[str, tuple[int, float]] = {}
 
     def record(self, *intents: Intent, owned: bool = True) -> list[Intent]:
-        """Record before a stop; returns (what was recorded) once the records are on disk."""
+        """Record before a stop; returns (what was recorded) once the records are on disk.
+        Raises StateUnwritable, with the journal as it was, when they did not get there:
+        a stop whose intent is not on disk must not be sent."""
         recorded = []
         with self._lock:
+            before = {
+                i.key: (self._intents.get(i.key), i.key in self._owned, self._deferred.get(i.key))
+                for i in intents
+            }
             for intent in intents:
                 earlier = self._intents.get(intent.key)
                 if earlier is not None:  # still owed: the start is owed since the first stop
@@ -86,7 +94,14 @@ class Journal:
                 if owned:
                     self._owned.add(intent.key)
                 recorded.append(intent)
-        self._write_through()
+        if self._write_through() is False:
+            with self._lock:
+                for key, (intent, owned_before, deferred) in before.items():
+                    _put(self._intents, key, intent)
+                    _put(self._deferred, key, deferred)
+                    if not owned_before:
+                        self._owned.discard(key)
+            raise StateUnwritable("the state file could not be written: no stop without its intent")
         return recorded
 
     def stopped(self, keys: Iterable[str], at: float) -> None:
@@ -171,3 +186,11 @@ class Journal:
                 continue
             with self._lock:
                 self._intents[intent.key] = intent
+
+
+def _put(into: dict[str, Any], key: str, value: Any) -> None:
+    """Set `key` to `value`, or remove it for None."""
+    if value is None:
+        into.pop(key, None)
+    else:
+        into[key] = value

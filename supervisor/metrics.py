@@ -39,11 +39,14 @@ class Metrics:
         read_api_calls: Callable[[], int],
         read_engine_up: Callable[[], bool] = lambda: True,
         read_pressure: Callable[[], bool] = lambda: False,
+        read_state_ok: Callable[[], bool] = lambda: True,
     ) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self.registry.register(
-            _LiveCollector(read_services, read_api_calls, read_engine_up, read_pressure)
+            _LiveCollector(
+                read_services, read_api_calls, read_engine_up, read_pressure, read_state_ok
+            )
         )
         self._checks = Counter(
             "supervisor_checks", "Checks made, by service", ["service"], registry=self.registry
@@ -114,11 +117,14 @@ class Metrics:
 class _LiveCollector:
     """Gauges read from the agent at scrape time."""
 
-    def __init__(self, read_services, read_api_calls, read_engine_up, read_pressure) -> None:
+    def __init__(
+        self, read_services, read_api_calls, read_engine_up, read_pressure, read_state_ok
+    ) -> None:
         self._read_services = read_services
         self._read_api_calls = read_api_calls
         self._read_engine_up = read_engine_up
         self._read_pressure = read_pressure
+        self._read_state_ok = read_state_ok
 
     def collect(self):
         status = GaugeMetricFamily(
@@ -155,4 +161,9 @@ class _LiveCollector:
             "1 while the host is pressed (or a storm lasts): timed-out checks wait, else 0",
         )
         pressure.add_metric([], 1.0 if self._read_pressure() else 0.0)
-        yield from (status, restarts, flags, calls, engine, pressure)
+        state = GaugeMetricFamily(
+            "supervisor_state_writable",
+            "1 while the agent's state file can be written, else 0 (no heal stops anything)",
+        )
+        state.add_metric([], 1.0 if self._read_state_ok() else 0.0)
+        yield from (status, restarts, flags, calls, engine, pressure, state)

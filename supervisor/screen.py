@@ -78,10 +78,12 @@ def format_table(
 def agent_line(agent: dict[str, Any] | None) -> str:
     if agent is None:
         return "agent: not running"
-    return (
+    line = (
         f"agent: pid {agent['pid']}, up {agent['uptime_s']}s, RSS {agent['rss_mb']} MB, "
         f"CPU {agent['cpu_s']}s"
     )
+    state = agent.get("state_file", "writable")
+    return line if state == "writable" else f"{line}; state file {state}: no heal stops anything"
 
 
 def render_watch(

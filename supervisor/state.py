@@ -153,6 +153,8 @@ def _v1_intents(services: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 COALESCE_S = 0.2
+# While the state file cannot be written, the writer tries again this often.
+RETRY_S = 2.0
 
 
 class StateWriter:
@@ -179,6 +181,11 @@ class StateWriter:
         self._urgent = False
         self._closed = False
         self._then: list[tuple[int, Callable[[], None]]] = []  # run once their ticket is written
+        self._saved = 0  # the newest request covered by a write that reached the disk
+        # While writes fail (a full or read-only filesystem) the writer tries again every
+        # RETRY_S; `on_health(writable)` is told when that changes.
+        self.failing = False
+        self.on_health: Callable[[bool], None] = lambda writable: None
         self._thread = threading.Thread(target=self._run, name="state-writer", daemon=True)
         self._thread.start()
 
@@ -196,13 +203,14 @@ class StateWriter:
         return ticket
 
     def write_through(self, timeout_s: float = 10.0) -> bool:
-        """Request a write now and wait until it is done; False if the writer did not make
-        it in time."""
+        """Request a write now and wait until it is done; False if it failed, or the writer
+        did not make it in time."""
         ticket = self.request(urgent=True)
         with self._changed:
-            return self._changed.wait_for(
+            done = self._changed.wait_for(
                 lambda: self._written >= ticket or self._closed, timeout_s
             )
+            return done and self._saved >= ticket
 
     def close(self) -> None:
         with self._changed:
@@ -217,34 +225,50 @@ class StateWriter:
     def _run(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._wanted > self._written or self._closed)
+                self._changed.wait_for(
+                    lambda: self._wanted > self._written or self._closed,
+                    RETRY_S if self.failing else None,
+                )
                 # A burst of plain requests is one write, soon; a write-through goes now
                 # (a heal's stop waits for it, and must not wait behind a plain one).
                 self._changed.wait_for(lambda: self._urgent or self._closed, COALESCE_S)
                 if self._closed:
                     return
                 ticket, self._urgent = self._wanted, False
-            self._write(fsync=False)
+            saved = self._write(fsync=False)
             with self._changed:
                 self._written = ticket
+                if saved:
+                    self._saved = ticket
                 due = [fn for t, fn in self._then if t <= ticket]
                 self._then = [(t, fn) for t, fn in self._then if t > ticket]
                 self._changed.notify_all()
             _run_all(due)
 
-    def _write(self, fsync: bool) -> None:
+    def _write(self, fsync: bool) -> bool:
+        """Write the latest snapshot; say once when writes start failing, and when they work
+        again."""
         try:
             services, agent, intents = self._snapshot()
             save_state(self._state_dir, services, agent, fsync, intents)
         except OSError as e:
-            log_event(
-                log,
-                logging.ERROR,
-                "state.save_failed",
-                "could not save state",
-                path=str(self._state_dir / STATE_FILE),
-                error=str(e),
-            )
+            if not self.failing:
+                self.failing = True
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "state.save_failed",
+                    "could not save state: no heal stops anything until it can",
+                    path=str(self._state_dir / STATE_FILE),
+                    error=str(e),
+                )
+                self.on_health(False)
+            return False
+        if self.failing:
+            self.failing = False
+            log_event(log, logging.INFO, "state.saved", "the state file is written again")
+            self.on_health(True)
+        return True
 
 
 def _run_all(actions: list[Callable[[], None]]) -> None:

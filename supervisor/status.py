@@ -41,6 +41,9 @@ REASON_HOST_PRESSURE = "host_pressure"
 REASON_NOT_HEALABLE = "not_healable"
 # What it needs (a depends_on service, its network parent) is down: healing it cannot help.
 REASON_DEPENDENCY_DOWN = "dependency_down"
+# The agent's state file cannot be written (a full or read-only filesystem): no heal stops
+# anything until it can, since a stop whose intent is not on disk could be left down.
+REASON_STATE_UNWRITABLE = "state_unwritable"
 
 
 def classify_state(state: Mapping[str, Any] | None) -> tuple[Status, str | None]:

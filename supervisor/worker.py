@@ -79,6 +79,7 @@ class Context:
         True,
     )
     wait_on: Callable[[str, str | None], None] = lambda service, container_id: None
+    state_ok: Callable[[], bool] = lambda: True  # False while the state file cannot be written
 
 
 class Worker:
@@ -220,6 +221,7 @@ class Worker:
             settling=self.ctx.engine.settling(now),
             deferred=self.deferred_until(seen, now) is not None,
             waiting_for=None if seen.is_healthy else self.needs(seen)[0],
+            state_unwritable=not self.ctx.state_ok(),
         )
 
     def timed_out(self, seen: Observation) -> bool:

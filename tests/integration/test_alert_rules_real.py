@@ -108,6 +108,7 @@ def test_promtool_fires_each_alert_on_series_shaped_like_the_agents(scraped, pro
     held_error = series(scraped, "supervisor_service_status", {"service": "kept"}, status="error")
     held_flag = series(scraped, "supervisor_service_flag", {"service": "kept"}, flag="held")
     engine = series(scraped, "supervisor_engine_up")
+    state = series(scraped, "supervisor_state_writable")
     checks = series(scraped, "supervisor_checks_total", **m)
     up = f'up{{instance="{INSTANCE}",job="{JOB}"}}'
     tests = [
@@ -225,6 +226,27 @@ def test_promtool_fires_each_alert_on_series_shaped_like_the_agents(scraped, pro
                     ],
                 },
                 {"eval_time": "16m", "alertname": "SupervisorAbsent", "exp_alerts": []},
+            ],
+        },
+        {  # the state file cannot be written (a full disk) for a while
+            "input_series": [{"series": state, "values": "1 0x5 1x5"}],
+            "alert_rule_test": [
+                {"eval_time": "1m", "alertname": "SupervisorStateUnwritable", "exp_alerts": []},
+                {
+                    "eval_time": "3m",
+                    "alertname": "SupervisorStateUnwritable",
+                    "exp_alerts": [
+                        alert(
+                            "critical",
+                            "docker-supervisor cannot write its state file",
+                            f"The agent on {INSTANCE} cannot write its state file (a full or "
+                            "read-only filesystem) and heals nothing until it can: a stop whose "
+                            "intent is not on disk could be left down by a restart of the agent.",
+                            **where,
+                        )
+                    ],
+                },
+                {"eval_time": "8m", "alertname": "SupervisorStateUnwritable", "exp_alerts": []},
             ],
         },
         {  # no agent scraped at all

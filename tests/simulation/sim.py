@@ -435,19 +435,30 @@ class SimStore:
     world: Any
     snapshot: Callable[[], tuple]
     dirty: bool = False
+    failing: bool = False  # the last write failed (the world's disk is full)
+    on_health: Callable[[bool], None] = lambda writable: None
 
     def request(self, urgent: bool = False, then: Callable[[], None] | None = None) -> int:
         self.dirty = True
-        if then is not None:  # the real writer writes at once, then says the line
+        if then is not None:  # the real writer writes at once (or fails), then says the line
             self.flush()
             then()
         return 0
 
     def write_through(self, timeout_s: float = 10.0) -> bool:
         self.flush()
-        return True
+        return not self.failing
 
     def flush(self) -> None:
+        if self.world.disk_full:  # nothing written; tried again (stays dirty), said once
+            self.dirty = True
+            if not self.failing:
+                self.failing = True
+                self.on_health(False)
+            return
+        if self.failing:
+            self.failing = False
+            self.on_health(True)
         services, agent, intents = self.snapshot()
         self.world.disk = Saved(
             {k: dict(v) for k, v in services.items()},

@@ -761,3 +761,42 @@ def test_a_hold_outlives_a_maintenance_longer_than_the_agent_remembers_a_gone_co
     world.run_for(2)
     assert world.agent.board.row("cache")["reason"] == "held"
     assert not world.violations
+
+
+def test_no_stop_is_sent_while_the_state_file_cannot_be_written():
+    world = quiet_world()
+    world.disk_full = True  # the state filesystem is full
+    world.store.dirty = True
+    world.run_for(1)  # a write failed: the agent knows
+    break_it(world, "web")
+    world.engine.containers[world.cid("web")].broken = False
+    world.run_for(11)  # two more checks of web's
+    row = world.agent.board.row("web")
+    assert (row["status"], row["reason"], row["next_action"]) == (
+        "error",
+        "state_unwritable",
+        "wait: the state file cannot be written",
+    )
+    assert world.log.events("heal.started", service="web") == []
+    assert world.agent_actions("web", "stop") == []
+    freed_at = world.timers.now()
+    world.disk_full = False
+    world.store.dirty = True  # the writer's retry
+    assert run_until(world, "heal.recovered", within_s=15, service="web")
+    [stop] = world.agent_actions("web", "stop")
+    assert stop.at - freed_at < 1.0  # every service looked at again once it could write
+    assert not world.violations
+
+
+def test_a_heal_whose_intent_cannot_be_written_sends_no_stop_and_costs_no_attempt():
+    world = quiet_world()
+    world.latency = lambda worker: 1.0  # the stop effect runs a second after the decision
+    break_it(world, "web")
+    assert run_until(world, "heal.stopping", service="web")
+    world.disk_full = True  # between the decision and the intent's write
+    assert run_until(world, "heal.cancelled", within_s=2, service="web")
+    [cancelled] = world.log.events("heal.cancelled", service="web")
+    assert cancelled["why"] == "state_unwritable"
+    assert world.agent_actions("web", "stop") == []
+    assert world.worker("web").tracker.restarts_in_window(world.timers.now()) == 0
+    assert not world.violations

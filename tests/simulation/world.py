@@ -129,6 +129,7 @@ class World:
         self.effects = Pending()
         self.probes = Pending()
         self.disk = saved or Saved()
+        self.disk_full = False  # the state filesystem: nothing can be written while full
         self.latency: Any = None  # (the worker asking, or None) -> seconds; None: random
         self.current: Any = None  # the worker handling a message now
         self.connect_after_s = connect_after_s
@@ -336,6 +337,9 @@ class World:
     def graceful_restart(self) -> None:
         """SIGTERM, then a new agent: shutdown cancels waits, cycles start what they stopped."""
         self.trace.append(f"{self.timers.now():.2f} stop")
+        if self.disk_full:  # its last save fails: what it saw since the disk filled is lost
+            for cid in self.hand_stopped:
+                self.hand_stopped[cid] = "ambiguous"
         self.agent.begin_stop()
         for _ in range(2000):
             if self.agent.runner.active == 0 and not self.dispatcher.ready():
@@ -476,6 +480,9 @@ class World:
         """No more faults: the engine answers; within a few minutes every container the
         agent stopped is running again."""
         self.faults = False
+        self.disk_full = False
+        if self.store is not None:
+            self.store.dirty = True
         self.engine.fail_rate = 0.0
         self.compose.failing = False
         if not self.engine.up:
@@ -537,6 +544,7 @@ class World:
                 *([("recreate", 1.0), ("vanish", 0.5)] if "tagged" in self.policies else []),
                 *([("pressure", 1.5)] if self.pressure_faults else []),
                 *([("compose_down", 0.3)] if "stack" in self.policies else []),
+                ("disk_full", 0.4),
             ]
         )
         now = self.timers.now()
@@ -551,6 +559,11 @@ class World:
             return
         if kind == "compose_down":
             self._compose_down()
+            return
+        if kind == "disk_full":  # the state filesystem fills up, or is freed again
+            self.disk_full = not self.disk_full
+            if self.store is not None:
+                self.store.dirty = True  # the writer tries again
             return
         cid = self.cid(service)
         c = self.engine.containers.get(cid)
@@ -901,6 +914,8 @@ class World:
         """A heal's outcome is on the disk `status` reads by the time its line is said."""
         if line.get("event") not in ("heal.recovered", "heal.failed"):
             return
+        if self.disk_full:
+            return  # said after a write that failed (and said so): nothing could be saved
         service = line["service"]
         row = self.disk.services.get(service)
         removed = service in self.removed or (

@@ -3,6 +3,8 @@ which are the agent's to start, and when a failed start is tried again (pure).""
 
 from dataclasses import replace
 
+import pytest
+
 from supervisor.engine import ContainerInfo
 from supervisor.journal import COMPOSE, CONTAINER, DEPENDENT, PROJECT, Intent, Journal
 from supervisor.keeper import DONE, START, belongs, judge, retry_delay_s, stopped_by_agent
@@ -118,3 +120,21 @@ def test_a_compose_intent_creates_a_service_taken_down_since_only_for_a_policy_h
     assert judge(owed, None, False, True, heals_missing=True) == START
     assert judge(owed, None, False, False, heals_missing=True) == DONE  # held meanwhile
     assert judge(owed, DOWN_AT_6, False, True, heals_missing=False) == START  # still there
+
+
+def test_an_intent_that_did_not_reach_the_disk_is_not_recorded():
+    """No stop without its intent on disk: record raises, and the journal is as it was (a
+    start still owed from before stays owed, as it was)."""
+    from supervisor.errors import StateUnwritable
+
+    disk_ok = [True]
+    journal = Journal(write_through=lambda: disk_ok[0])
+    owed = Intent("w1", "web", CONTAINER, "w1", 5.0)
+    journal.record(owed)
+    journal.release("w1")
+    disk_ok[0] = False
+    with pytest.raises(StateUnwritable):
+        journal.record(replace(owed, at=9.0), Intent("k1", "web", PROJECT, "k1", 9.0))
+    assert [i["key"] for i in journal.snapshot()] == ["w1"]
+    assert journal.get("w1") == owed and journal.get("k1") is None
+    assert [i.key for i in journal.due(None)] == ["w1"]  # still due: released, as it was

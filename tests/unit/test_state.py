@@ -19,6 +19,7 @@ from supervisor.state import (
     parse_command,
     save_state,
 )
+from tests.support import wait_for
 
 WEB = {"attempt": 2, "restarts_at": [1.0, 2.0], "gave_up": False}
 INTENT = {"key": "abc", "service": "web", "kind": "container", "container_id": "abc", "at": 5.0}
@@ -74,6 +75,32 @@ def test_write_through_returns_once_a_later_snapshot_is_on_disk(tmp_path):
         thread.join()
     writer.close()
     assert load_state(tmp_path).services["web"]["n"] == 100
+
+
+def test_a_write_through_that_did_not_reach_the_disk_says_so(tmp_path, caplog):
+    """A full or read-only state filesystem (here: a file where the directory was): write_through is
+    False, the writer says so once and tries again by itself; once it can, it says that."""
+    state = tmp_path / "state"
+    state.mkdir()
+    health = []
+    writer = StateWriter(state, lambda: ({"web": {"n": 1}}, {}, []))
+    writer.on_health = health.append
+    assert writer.write_through() and not writer.failing
+    (state / "state.json").unlink()
+    state.rmdir()
+    state.write_text("")  # no directory can be made there: every write fails
+    with caplog.at_level("INFO", logger="supervisor.state"):
+        assert writer.write_through() is False
+        assert writer.write_through() is False
+        assert writer.failing and health == [False]
+        state.unlink()
+        state.mkdir()  # freed: the writer's own retry (every RETRY_S) writes it
+        wait_for(lambda: (state / "state.json").exists(), 10, "the retry")
+    writer.close()
+    assert health == [False, True] and not writer.failing
+    events = [getattr(r, "event", None) for r in caplog.records]
+    assert events.count("state.save_failed") == 1 and events.count("state.saved") == 1
+    assert load_state(state).services["web"] == {"n": 1}
 
 
 def test_what_waits_for_a_save_runs_once_the_file_holds_it(tmp_path):
