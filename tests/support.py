@@ -98,8 +98,9 @@ def datagram_listener(path: Path):
         sock.close()
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """`docker-supervisor ARGS` from the checkout, as an operator would type it."""
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`docker-supervisor ARGS` from the checkout, as an operator would type it (with `env`
+    on top of this process's environment)."""
     return subprocess.run(
         [sys.executable, "-m", "supervisor", *args],
         capture_output=True,
@@ -107,6 +108,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         timeout=60,
         cwd=REPO,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 

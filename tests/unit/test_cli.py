@@ -139,30 +139,12 @@ def test_validate_without_an_engine_checks_the_files_and_says_what_it_could_not(
     (tmp_path / "p" / "web.yaml").write_text(
         f"service: web\nmatch: {{compose_service: web}}\ncompose: {{file: {compose}}}\n"
     )
-    done = run_cli_env(
-        {"DOCKER_HOST": f"unix://{tmp_path}/no.sock"}, "validate", str(tmp_path / "p")
+    done = run_cli(
+        "validate", str(tmp_path / "p"), env={"DOCKER_HOST": f"unix://{tmp_path}/n.sock"}
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"{tmp_path}/p/web.yaml: ok: service web\n"
     [note] = done.stderr.splitlines()
     assert note.startswith("note: the engine did not answer (") and note.endswith(
         "): compose projects not checked"
-    )
-
-
-def run_cli_env(env, *args):
-    import os
-    import subprocess
-    import sys
-
-    from tests.support import REPO
-
-    return subprocess.run(
-        [sys.executable, "-m", "supervisor", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        check=False,
-        env={**os.environ, **env},
     )
