@@ -169,7 +169,7 @@ class Agent:
                 lambda: self.engine.api_calls,
                 lambda: self.health.ok,
                 lambda: self.guard is not None and self.guard.pressed,
-                lambda: self._writer is None or not self._writer.failing,
+                self._state_ok,
             )
         self.prober = Prober(
             self.timers,
@@ -200,7 +200,7 @@ class Agent:
             left_alone=lambda container: self.board.left_alone(container.id),
             waits_for=self._waits_for,
             wait_on=self.router.wait_on,
-            state_ok=lambda: self._writer is None or not self._writer.failing,
+            state_ok=self._state_ok,
         )
         self._ticks = Ticks(self.timers, lambda service: self._post(service, Look("tick")))
         # What is in force: the policies for one service, the selector policies, and the
@@ -240,6 +240,10 @@ class Agent:
             make_store=lambda snapshot: StateWriter(state_dir, snapshot) if state_dir else None,
             pools=(effects, probes),
         )
+
+    def _state_ok(self) -> bool:
+        """Whether the state file can be written (always, with none)."""
+        return self._writer is None or not self._writer.failing
 
     def _waits_for(self, container: Any) -> tuple[str | None, str | None, bool]:
         """What `container` needs that is down, stopped by hand, held, given up or being

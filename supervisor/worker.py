@@ -209,7 +209,15 @@ class Worker:
             return None, None, True
         return self.ctx.waits_for(seen.container)
 
-    def facts(self, seen: Observation, now: float) -> Facts:
+    def facts(
+        self,
+        seen: Observation,
+        now: float,
+        needs: tuple[str | None, str | None, bool] | None = None,
+    ) -> Facts:
+        """The gate's facts; `needs`, what this look already read of what it needs."""
+        if needs is None and not seen.is_healthy:
+            needs = self.needs(seen)
         return make_facts(
             self.policy,
             seen,
@@ -220,7 +228,7 @@ class Worker:
             stopping=self.ctx.stopping(),
             settling=self.ctx.engine.settling(now),
             deferred=self.deferred_until(seen, now) is not None,
-            waiting_for=None if seen.is_healthy else self.needs(seen)[0],
+            waiting_for=None if seen.is_healthy or needs is None else needs[0],
             state_unwritable=not self.ctx.state_ok(),
         )
 
@@ -259,12 +267,12 @@ class Worker:
         if self.ctx.metrics is not None and not self.retired:
             self.ctx.metrics.checked(self.service)
         self._note_timeout(seen, now)
-        self._note_needs(seen)
+        needs = self._note_needs(seen)
         facts: Facts | None = None
         if self.cycle is not None:
             self.cycle.look(seen)
         else:
-            facts = self.facts(seen, now)
+            facts = self.facts(seen, now, needs)
             why = may_heal(facts).why
             if why == WHY_NOT_OURS:
                 self._refuse(seen)
@@ -279,22 +287,24 @@ class Worker:
         # The facts of a look that did nothing still hold (the common case, every tick).
         self.publish(facts)
 
-    def _note_needs(self, seen: Observation) -> None:
+    def _note_needs(self, seen: Observation) -> tuple[str | None, str | None, bool] | None:
         """Look again when what it waits for changes; end a give-up that was the doing of
-        something it needs, once that is healthy again."""
+        something it needs, once that is healthy again. Returns what it read (None: read
+        nothing), for the gate's facts of the same look."""
         if self.retired:
-            return
+            return None
         if not self.tracker.gave_up:
             self.gave_up_waiting = False
         if seen.is_healthy and not self.gave_up_waiting:
             self.ctx.wait_on(self.service, None)  # the common case: nothing read
-            return
-        waiting, waited_id, healthy = self.needs(seen)
+            return None
+        needs = self.needs(seen)
+        waiting, waited_id, healthy = needs
         self.ctx.wait_on(self.service, None if seen.is_healthy else waited_id)
         if waiting is not None and self.tracker.gave_up:
             self.gave_up_waiting = True
         if not (self.gave_up_waiting and healthy):
-            return
+            return needs
         self.gave_up_waiting = False
         self.tracker.reset()
         log_event(
@@ -305,6 +315,7 @@ class Worker:
             **self.fields(seen),
             why="dependency_back",
         )
+        return needs
 
     def _note_timeout(self, seen: Observation, now: float) -> None:
         """Tell the guard once when the checks start timing out (it counts storms)."""
