@@ -2,10 +2,11 @@
 
 The builders are pure. The runner executes an argv list (never a shell) with a timeout and
 wraps every failure into ComposeError with the tail of stderr. The lifecycle commands
-(`start`, `stop`, a `scope: project` heal) name no service: they act on the whole stack, as
-an operator would type them. A `scope: compose` heal names its one service, with
-`--no-deps --no-recreate` when its container exists, so it neither touches the service's
-neighbours nor deploys an edit nobody applied yet. Nothing here removes volumes.
+(`start`, `stop`, a `scope: project` heal's stop) name no service: they act on the whole
+stack, as an operator would type them. A heal's start names its service (and, for `scope:
+project`, the neighbours its stop took down), with `--no-deps --no-recreate` when its
+container exists, so it starts nothing that was down before and deploys no edit nobody
+applied yet. Nothing here removes volumes.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from .engine import exited_since, stop_wait_s
 from .errors import ContainerGone, StateUnwritable, SupervisorError
 from .gate import WHY_STATE_UNWRITABLE, Verdict, may_heal
 from .journal import DEPENDENT, PROJECT, Intent
-from .keeper import hand_to_keeper, stopped_by_agent
+from .keeper import hand_to_keeper, stopped_by_agent, taken_down
 from .logs import log_event
 from .manager import (
     FAILED_EXITED,
@@ -254,7 +254,7 @@ class Cycle:
         self._cancel_timer()
         self.phase = STARTING
         worker, manager, container = self.w, self.w.manager, self.container
-        journal, key = self.ctx.journal, self.intent_key or ""
+        journal, key, neighbours = self.ctx.journal, self.intent_key or "", self.neighbour_keys
 
         def start() -> str:
             # Held or removed now, and not taken down by the agent's stop (this cycle's, or
@@ -264,7 +264,10 @@ class Cycle:
                 owed = journal.get(key)
                 if owed is None or not stopped_by_agent(manager.state_of(container), owed):
                     return SKIPPED
-            return STARTED if manager.start_step(container) else TAKEN_OVER
+            # A project heal starts with its own service those its stop took down, and only
+            # those: an exited one-shot or a neighbour stopped by hand stays down.
+            taken = taken_down(journal, neighbours, manager.engine) if neighbours else []
+            return STARTED if manager.start_step(container, neighbours=taken) else TAKEN_OVER
 
         self.ctx.runner.effect(self.w, self.token, STARTING, start)
 

@@ -99,6 +99,27 @@ def belongs(
     return True
 
 
+def taken_down(journal: Journal, keys: tuple[str, ...], engine: Any) -> list[ContainerInfo]:
+    """The neighbours a project heal's stop took down, by the engine's word, of those whose
+    intents `keys` name: still owed, down, and finished while that stop ran (an exited
+    one-shot, a crash before it or a stop by hand since is not). Inspected, so each names its
+    compose service; one the engine cannot describe now is left to the keeper."""
+    found = []
+    for key in keys:
+        owed = journal.get(key)
+        if owed is None or owed.container_id is None:
+            continue
+        try:
+            inspected = engine.inspect_container(owed.container_id)
+        except SupervisorError:
+            continue
+        view = engine.view
+        by_hand = view is not None and view.is_manual_stop(inspected.id)
+        if not by_hand and stopped_by_agent(inspected.state, owed):
+            found.append(inspected)
+    return found
+
+
 def retry_delay_s(
     backoff: BackoffPolicy, failures: int, rng: Callable[[], float] = random.random
 ) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,7 +190,8 @@ class ServiceManager:
             else:
                 self.engine.stop(container, timeout_s)
             return
-        ref, services = self.policy.compose, self._heal_services(container)
+        ref = self.policy.compose
+        services = self._heal_services(container) if heal.scope == "compose" else ()
         with self._acting_on_compose(container, services):
             if services:  # scope compose: the service's containers
                 wait_s = self._longest_stop_s([container])
@@ -252,11 +253,15 @@ class ServiceManager:
             return None
 
     def start_step(
-        self, container: ContainerInfo | None, retry_delays_s: tuple[float, ...] = (0, 0.5, 1, 2)
+        self,
+        container: ContainerInfo | None,
+        retry_delays_s: tuple[float, ...] = (0, 0.5, 1, 2),
+        neighbours: Sequence[ContainerInfo] = (),
     ) -> bool:
         """Start again what `stop_step` stopped, retrying briefly: it must not stay down.
         A container that no longer exists is not retried (ContainerGone). False when an
-        operator stopped it by hand since: theirs now, it is left as it is."""
+        operator stopped it by hand since: theirs now, it is left as it is. A `scope:
+        project` heal starts `neighbours` (those its stop took down) with it."""
         last: SupervisorError | None = None
         for delay_s in retry_delays_s:
             self._sleep(delay_s)
@@ -269,7 +274,7 @@ class ServiceManager:
                         return True  # restarted by the stop step, in one call
                     self.engine.start(container)
                 else:
-                    self._compose_up(container)
+                    self._compose_up(container, neighbours)
                 return True
             except ContainerGone:
                 raise
@@ -278,10 +283,8 @@ class ServiceManager:
         raise last
 
     def _heal_services(self, container: ContainerInfo | None) -> tuple[str, ...]:
-        """The compose services a heal names: none for scope project (the whole stack),
-        else the container's compose service (from its label, or the policy's match)."""
-        if self.policy.heal.scope == "project":
-            return ()
+        """The compose service a heal names: the container's (from its label, or the
+        policy's match); none for a `scope: project` stop (the whole stack)."""
         service = self._service_of(container)
         if not service:
             raise ComposeError(
@@ -294,13 +297,18 @@ class ServiceManager:
         labels = container.labels if container is not None else {}
         return labels.get(LABEL_COMPOSE_SERVICE) or self.policy.match.compose_service
 
-    def _compose_up(self, container: ContainerInfo | None) -> None:
-        """Start what `stop_step` stopped: the whole project with a blanket `up -d`, or the
-        one service, as it is (`--no-deps --no-recreate`); a service whose container is
-        missing is created, with what it depends on that is not up (nothing recreated).
-        The container the heal stopped, removed since, is created again only by a policy
-        that heals `missing` (ContainerGone otherwise)."""
-        ref, services = self.policy.compose, self._heal_services(container)
+    def _compose_up(
+        self, container: ContainerInfo | None, neighbours: Sequence[ContainerInfo] = ()
+    ) -> None:
+        """Start what `stop_step` stopped, as it is (`--no-deps --no-recreate`: nothing of
+        the file deployed that nobody applied yet): the one service, and for a project heal
+        the `neighbours` its stop took down (compose starts them in depends_on order). A
+        service whose container is missing is created, with what it depends on that is not
+        up (nothing recreated). The container the heal stopped, removed since, is created
+        again only by a policy that heals `missing` (ContainerGone otherwise)."""
+        ref = self.policy.compose
+        taken = {c.labels.get(LABEL_COMPOSE_SERVICE) for c in neighbours}
+        services = tuple(sorted({*self._heal_services(container), *(s for s in taken if s)}))
         exists = self.state_of(container) is not None
         if container is not None and not exists and "missing" not in self.policy.heal.on:
             # Removed since the stop (`compose down`, `docker rm`): an operator's doing.
@@ -313,10 +321,7 @@ class ServiceManager:
         # An `up` marks no stops: one that recreates removes what it stopped, and an
         # operator's stop just after it is the operator's.
         with self._acting_on_compose(container, services, stopping=False):
-            if not services:
-                self.compose().up(ref.file, self._project(container))
-            else:
-                self.compose().up(ref.file, self._project(container), services, exists, True)
+            self.compose().up(ref.file, self._project(container), services, exists, True)
 
     def _acting_on_compose(
         self, container: ContainerInfo | None, services: tuple[str, ...], stopping: bool = True

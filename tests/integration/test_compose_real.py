@@ -12,6 +12,8 @@ from tests.support import REPO, run_cli, wait_for, write_policy
 
 pytestmark = pytest.mark.engine
 
+ONEOFF = "com.docker.compose.oneoff=True"
+
 DEMO = REPO / "compose/demo/compose.yml"
 
 
@@ -98,7 +100,11 @@ def stack(client, image, compose_cmd, tmp_path, request):
 def stack_containers(client, project) -> dict:
     label = f"com.docker.compose.project={project}"
     found = client.containers.list(all=True, filters={"label": label})
-    return {c.labels["com.docker.compose.service"]: c for c in found}
+    return {
+        c.labels["com.docker.compose.service"]: c
+        for c in found
+        if c.labels.get("com.docker.compose.oneoff") != "True"  # `compose run`'s: apart
+    }
 
 
 def heal_app(client, agents, tmp_path, file, project, *extra, **heal):
@@ -147,6 +153,54 @@ def test_a_project_heal_restarts_the_whole_stack(client, agents, tmp_path, stack
         assert after[name]["State"]["Running"] is True
         assert after[name]["State"]["StartedAt"] != before[name]["State"]["StartedAt"]
     assert agent.events("heal.failed") == []
+
+
+def test_a_project_heal_starts_only_what_it_took_down(client, image, compose_cmd, agents, tmp_path):
+    """A stack with a one-shot `init` that ran and exited, `side`, which an operator
+    stopped, and a `compose run` one-off: a `scope: project` heal of app starts app again,
+    leaves init and side down, and the one-off running as it was."""
+    project = f"dst-{RUN_ID}-oneshot"
+    file = stack_file(tmp_path / "stack", image)
+    file.write_text(
+        file.read_text()
+        + f"""\
+  init:
+    image: {image}
+    pull_policy: never
+    command: ["true"]
+    labels: {{docker-supervisor.test: "{RUN_ID}"}}
+"""
+    )
+    base = build_base_argv(compose_cmd, file, project)
+    try:
+        run_compose([*base, "up", "-d", "--wait", "app", "side"], 120)
+        run_compose([*base, "up", "-d", "init"], 120)
+        run_compose([*base, "run", "-d", "--no-deps", "side"], 120)
+        wait_for(
+            lambda: stack_containers(client, project)["init"].attrs["State"]["Status"] == "exited",
+            30,
+            "the one-shot to finish",
+        )
+        stack_containers(client, project)["side"].stop(timeout=1)
+        oneoff_label = {"label": [f"com.docker.compose.project={project}", ONEOFF]}
+        (oneoff,) = client.containers.list(filters=oneoff_label)
+        before = {name: c.attrs for name, c in stack_containers(client, project).items()}
+        agent = heal_app(client, agents, tmp_path, file, project, scope="project")
+        agent.wait_event("heal.recovered", service="app")
+        after = {name: c.attrs for name, c in stack_containers(client, project).items()}
+        assert after["app"]["State"]["Running"] is True
+        assert after["app"]["State"]["StartedAt"] != before["app"]["State"]["StartedAt"]
+        for name in ("init", "side"):
+            assert after[name]["State"]["Running"] is False, name
+            assert after[name]["State"]["StartedAt"] == before[name]["State"]["StartedAt"], name
+        oneoff_before = oneoff.attrs["State"]
+        oneoff.reload()
+        assert oneoff.attrs["State"]["Running"] is True
+        assert oneoff.attrs["State"]["StartedAt"] == oneoff_before["StartedAt"]
+        # Nothing of theirs was left to the keeper either.
+        assert agent.events("heal.resumed") == []
+    finally:
+        run_compose([*base, "down", "--timeout", "1"], 120)
 
 
 def test_a_failed_compose_start_is_reported_once_then_retried_with_backoff(

@@ -392,6 +392,7 @@ class SimCompose:
             for c in self.engine.containers.values()
             if c.labels.get("com.docker.compose.project") == project
             and (not services or c.labels.get("com.docker.compose.service") in services)
+            and c.labels.get("com.docker.compose.oneoff") != "True"  # compose run's: not its
         ]
 
     def stop(self, file, project, timeout_s=None, services=(), grace_s=0.0) -> None:

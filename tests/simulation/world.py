@@ -37,6 +37,7 @@ from supervisor.pressure import HostSample
 from supervisor.state import Command, Saved
 
 from .sim import (
+    START_AT,
     Action,
     Pending,
     SimCompose,
@@ -160,11 +161,25 @@ class World:
                 cid, f"{project}-{name}-1", labels, has_health=name != "api"
             )
             self.owner[cid] = name
-        self.compose.files["other"] = ("stack", "side")
+        self.compose.files["other"] = ("stack", "side", "init")
         if "stack" in self.policies:  # a service of the stack's project nobody supervises
             side = f"side-{seed}".ljust(12, "0")
             labels = {"com.docker.compose.service": "side", "com.docker.compose.project": "other"}
             self.engine.containers[side] = SimContainer(side, "other-side-1", labels)
+            # A one-shot of the project that ran and exited (a migration), and a `compose
+            # run` one-off of the stack's own service: neither is the agent's to start or stop.
+            init = f"init-{seed}".ljust(12, "0")
+            labels = {"com.docker.compose.service": "init", "com.docker.compose.project": "other"}
+            self.engine.containers[init] = SimContainer(
+                init, "other-init-1", labels, running=False, finished_at=START_AT - 50
+            )
+            oneoff = f"run-{seed}".ljust(12, "0")
+            labels = {
+                "com.docker.compose.service": "stack",
+                "com.docker.compose.project": "other",
+                "com.docker.compose.oneoff": "True",
+            }
+            self.engine.containers[oneoff] = SimContainer(oneoff, "other-stack-run-1", labels)
         if "db" in self.policies:  # a sidecar in db's network namespace: its dependent
             sidecar = f"sidecar-{seed}".ljust(12, "0")
             self.engine.containers[sidecar] = SimContainer(
@@ -176,6 +191,10 @@ class World:
             # web needs db (compose's depends_on): no heal of web while db is down or held.
             web = self.engine.containers[self.cid("web")]
             web.labels["com.docker.compose.depends_on"] = "db:service_started:false"
+            # An operator's `compose run web`: it carries web's labels, and is no dependent.
+            oneoff = f"webrun-{seed}".ljust(12, "0")
+            labels = {**web.labels, "com.docker.compose.oneoff": "True"}
+            self.engine.containers[oneoff] = SimContainer(oneoff, "sim-web-run-1", labels)
         # The containers whose going down (die, stop) was delivered to the agent, and that
         # nothing started since: what it needs is down, and the agent was told.
         self.down_told: set[str] = set()
@@ -578,6 +597,9 @@ class World:
                 c.timing_out = self.rng.random() < 0.5
             self.engine.set_health(cid, "unhealthy")
         elif kind == "crash":
+            side = f"side-{self.seed}".ljust(12, "0")
+            if service == "stack" and side in self.engine.containers and self.rng.random() < 0.4:
+                cid = side  # the stack's neighbour exits by itself
             self.engine.do_stop(cid, "world", code=1)
         elif kind == "recover":
             c.broken, c.probe_ok, c.timing_out = False, True, False
@@ -663,6 +685,12 @@ class World:
                     del self.owner[stale]
                 self.owner[cid] = service
             self.engine.create(cid, f"other-{service}-1", labels)
+            if service == "init":  # the one-shot runs, and is done
+                self.timers.world_later(1.0, self._exits, cid)
+
+    def _exits(self, cid: str) -> None:
+        if cid in self.engine.containers:
+            self.engine.do_stop(cid, "world", code=0)
 
     def _engine_back(self) -> None:
         self.engine.up = True
@@ -761,6 +789,8 @@ class World:
                     self.hand_stopped[other] = "ambiguous"
         if any(key.startswith(SWARM_PREFIX) for key in c.labels):
             self.violation(f"{action.verb} of {c.name}, a Swarm task")
+        if c.labels.get("com.docker.compose.oneoff") == "True":
+            self.violation(f"{action.verb} of {c.name}, a compose run one-off")
         if action.verb == "start" and self.hand_stopped.get(cid) == "seen":
             self.violation(f"started {c.name}, which an operator stopped by hand")
         if action.verb == "start":  # running again: that stop by hand is over
@@ -768,6 +798,11 @@ class World:
         now = action.at
         own_restart = previous is not None and previous.actor == "agent" and previous.verb == "stop"
         if action.verb == "start" and not own_restart:
+            if service is None:
+                # A neighbour or dependent (no service of its own): only what the agent's
+                # own stop took down is its to start, never one that exited by itself (a
+                # one-shot done, a crash) or that an operator stopped.
+                self.violation(f"started {c.name}, which the agent had not stopped")
             if self.agent.view.is_manual_stop(cid):
                 self.violation(f"started {cid}, which an operator stopped by hand")
             blocked = self._blocked(service, now) if service else None

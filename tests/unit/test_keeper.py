@@ -6,8 +6,17 @@ from dataclasses import replace
 import pytest
 
 from supervisor.engine import ContainerInfo
+from supervisor.errors import EngineError
 from supervisor.journal import COMPOSE, CONTAINER, DEPENDENT, PROJECT, Intent, Journal
-from supervisor.keeper import DONE, START, belongs, judge, retry_delay_s, stopped_by_agent
+from supervisor.keeper import (
+    DONE,
+    START,
+    belongs,
+    judge,
+    retry_delay_s,
+    stopped_by_agent,
+    taken_down,
+)
 from supervisor.policy import BackoffPolicy, Match, Policy
 
 WEB = Policy("web", Match(compose_service="web"))
@@ -138,3 +147,43 @@ def test_an_intent_that_did_not_reach_the_disk_is_not_recorded():
     assert [i["key"] for i in journal.snapshot()] == ["w1"]
     assert journal.get("w1") == owed and journal.get("k1") is None
     assert [i.key for i in journal.due(None)] == ["w1"]  # still due: released, as it was
+
+
+class _Described:
+    """An engine that describes the containers it was given (and none other) and a view
+    that saw `by_hand` stopped by an operator."""
+
+    def __init__(self, states: dict[str, dict], by_hand: frozenset[str] = frozenset()):
+        self.states = states
+        self.view = self
+        self.by_hand = by_hand
+
+    def inspect_container(self, cid: str) -> ContainerInfo:
+        if cid not in self.states:
+            raise EngineError(f"403 Forbidden: {cid}")
+        return ContainerInfo(cid, f"demo-{cid}-1", labels=WEB_LABELS, state=self.states[cid])
+
+    def is_manual_stop(self, cid: str) -> bool:
+        return cid in self.by_hand
+
+
+def test_a_project_heal_starts_only_the_neighbours_its_stop_took_down():
+    """Intents at 5, the stop returned at 7: what finished at 6 is the stop's; at 4 it was
+    down before (a one-shot done), at 8 an operator's or a crash's after it; a running one
+    needs nothing; one stopped by hand, or that the engine will not describe, is left."""
+    journal, owed = Journal(), ("during", "before", "after", "running", "manual", "silent")
+    journal.record(*(intent(PROJECT, cid) for cid in owed))
+    journal.stopped(owed, 7.0)
+    during = {"Running": False, "FinishedAt": "1970-01-01T00:00:06Z"}
+    engine = _Described(
+        {
+            "during": during,
+            "before": DOWN_AT_4,
+            "after": {"Running": False, "FinishedAt": "1970-01-01T00:00:08Z"},
+            "running": {"Running": True},
+            "manual": during,
+        },
+        by_hand=frozenset({"manual"}),
+    )
+    keys = ("during", "before", "after", "running", "manual", "silent", "not-owed")
+    assert [c.id for c in taken_down(journal, keys, engine)] == ["during"]
