@@ -615,8 +615,11 @@ class World:
             self._command("reset", service)
         elif kind in ("stop_by_hand", "start_by_hand"):
             sidecar = f"sidecar-{self.seed}".ljust(12, "0")
+            side = f"side-{self.seed}".ljust(12, "0")
             if service == "db" and sidecar in self.engine.containers and self.rng.random() < 0.5:
                 cid = sidecar  # db's dependent, for its maintenance
+            elif service == "stack" and side in self.engine.containers and self.rng.random() < 0.5:
+                cid = side  # the stack's neighbour, for its maintenance
             if kind == "stop_by_hand":
                 self.engine.do_stop(cid, "operator")
             else:
