@@ -35,7 +35,7 @@ from .errors import SupervisorError
 from .gate import HELD_FOREVER
 from .hooks import Notifications
 from .journal import Journal
-from .keeper import finish_due_intents
+from .keeper import Rounds, finish_due_intents
 from .liveness import EngineHealth
 from .logs import log_event
 from .manager import ServiceManager
@@ -118,6 +118,7 @@ class Agent:
         self._clock = clock
         self._started_at = clock()
         self._relist_s = relist_s
+        self._keeper = Rounds(self._keeper_round)
         self._heal_concurrency = heal_concurrency
         self._stopping = False
         self._compose = (compose_bin, compose_timeout_s)
@@ -668,7 +669,11 @@ class Agent:
             log_event(log, logging.WARNING, "view.relist_failed", "re-listing failed", error=str(e))
 
     def _finish_intents(self, eager: bool = False) -> None:
-        """Start what is due; `eager` (the engine is back) tries even what waits a backoff."""
+        """Start what is due; `eager` (the engine is back) tries even what waits a backoff.
+        One round at a time (the periodic one, the one after a sync)."""
+        self._keeper.ask(eager)
+
+    def _keeper_round(self, eager: bool) -> None:
         if self.view.synced and self.health.ok and not self.dry_run:
             finish_due_intents(
                 self.journal,

@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -451,14 +452,33 @@ def _serve(agent: Any, args: argparse.Namespace, state_dir: Path) -> None:
     from .state import answer_command, pending_commands
 
     taken: set[Path] = set()
-    while True:
-        got = signal.sigtimedwait(SIGNALS, BEAT_S)
-        if got is not None and got.si_signo in (signal.SIGTERM, signal.SIGINT):
-            return
-        if got is not None and got.si_signo == signal.SIGHUP:
-            agent.reload(load_policy_dir(args.policies, _strict(args)), args.policies)
-        if got is not None and got.si_signo == signal.SIGUSR1:
-            agent.flush_state()
+    told: dict[str, str] = {}  # part -> the error last said of it
+
+    def guarded(part: str, step: Callable[[], None]) -> None:
+        """One part of a beat; what it raises (a policy file replaced while read,
+        `commands/` replaced by a file) is said once per cause, and the agent goes on with
+        what it runs: the unit would not start it again after an exit 2."""
+        try:
+            step()
+        except Exception as e:
+            text = f"{type(e).__name__}: {e}"
+            log_event(
+                logging.getLogger("supervisor.cli"),
+                logging.ERROR if told.get(part) != text else logging.DEBUG,
+                "agent.loop_error",
+                f"{part} failed; the agent goes on as it was",
+                part=part,
+                error=text,
+            )
+            told[part] = text
+        else:
+            told.pop(part, None)
+
+    def reload() -> None:
+        agent.reload(load_policy_dir(args.policies, _strict(args)), args.policies)
+
+    def take_commands() -> None:
+        nonlocal taken
         for path, command in pending_commands(state_dir):
             if path in taken:
                 continue  # posted; its file goes once the worker took it
@@ -478,6 +498,16 @@ def _serve(agent: Any, args: argparse.Namespace, state_dir: Path) -> None:
                 command, lambda refused=None, path=path: answer_command(path, refused)
             )
         taken = {path for path in taken if path.exists()}
+
+    while True:
+        got = signal.sigtimedwait(SIGNALS, BEAT_S)
+        if got is not None and got.si_signo in (signal.SIGTERM, signal.SIGINT):
+            return
+        if got is not None and got.si_signo == signal.SIGHUP:
+            guarded("reload", reload)
+        if got is not None and got.si_signo == signal.SIGUSR1:
+            guarded("flush", agent.flush_state)
+        guarded("commands", take_commands)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -70,6 +70,8 @@ class Cycle:
         self.stop_error: str | None = None
         self.intent_key: str | None = None
         self.neighbour_keys: tuple[str, ...] = ()  # scope project: the rest of the project
+        self.in_flight: str | None = None  # the step whose effect runs now
+        self.broken = False  # a step raised: the cycle ends once no effect runs
 
     def begin(self, delay_s: float) -> None:
         if delay_s > 0:
@@ -78,6 +80,15 @@ class Cycle:
             self._ask_slot()
 
     def handle(self, message: Wake | SlotGranted | EffectDone) -> None:
+        if isinstance(message, EffectDone) and message.step == self.in_flight:
+            self.in_flight = None
+            if message.step == STOPPING and message.value:
+                self.neighbour_keys = message.value[2]  # what the stop recorded is owed
+            if self.broken:
+                self._abandon()
+                return
+        if self.broken:
+            return
         if isinstance(message, Wake):
             if message.step != self.phase:
                 return
@@ -99,7 +110,7 @@ class Cycle:
                 self._go()
         elif message.step == STOPPING:
             value = message.value or (None, self.stop_at, (), None)
-            outcome, at, self.neighbour_keys, failed = value
+            outcome, at, _, failed = value
             if self.stop_at is not None and at != self.stop_at:
                 # The budget counts the attempt from when the stop was really sent.
                 self.w.tracker.retime_attempt(self.stop_at, at)
@@ -136,7 +147,43 @@ class Cycle:
         elif self.phase == PAUSING and why == "stopping":
             self._start()
 
+    def raised(self, error: Exception) -> None:
+        """A step of this cycle raised (a bug, or a fault no step expects): say so once, and
+        end it without leaving anything down. What it stopped is handed to the keeper; an
+        effect still running ends the cycle when it answers, not before (the keeper must not
+        judge a stop still under way)."""
+        log_event(
+            log,
+            logging.ERROR,
+            "heal.error",
+            "a heal step raised; the heal ends, and what it stopped is started again",
+            service=self.w.service,
+            attempt=self.attempt,
+            phase=self.phase,
+            error=f"{type(error).__name__}: {error}",
+        )
+        self.broken = True
+        if self.in_flight is None and self.w.cycle is self:
+            self._abandon()
+
+    def _abandon(self) -> None:
+        """End a broken cycle: its slot back, its intents the keeper's (started again after
+        the service's first backoff, as a failed start's are), the worker free to look."""
+        journal = self.ctx.journal
+        try:
+            for key in self.neighbour_keys:
+                journal.release(key)
+            if self.intent_key is not None and journal.get(self.intent_key) is not None:
+                backoff = self.w.policy.heal.backoff
+                hand_to_keeper(journal, self.intent_key, backoff, self.w.now(), self.ctx.rng)
+        finally:
+            self._end()
+
     # Steps.
+
+    def _effect(self, step: str, fn: Callable[[], Any]) -> None:
+        self.in_flight = step
+        self.ctx.runner.effect(self.w, self.token, step, fn)
 
     def _wait(self, step: str, delay_s: float) -> None:
         self.phase = step
@@ -222,7 +269,7 @@ class Cycle:
                 journal.stopped(keys, worker.now())
             return STOPPED, at, keys[1:], None
 
-        self.ctx.runner.effect(self.w, self.token, STOPPING, stop)
+        self._effect(STOPPING, stop)
 
     def _stopped(self, error: Exception | None) -> None:
         if error is not None:
@@ -269,7 +316,7 @@ class Cycle:
             taken = taken_down(journal, neighbours, manager.engine) if neighbours else []
             return STARTED if manager.start_step(container, neighbours=taken) else TAKEN_OVER
 
-        self.ctx.runner.effect(self.w, self.token, STARTING, start)
+        self._effect(STARTING, start)
 
     def _started(self, error: Exception | None, outcome: str | None) -> None:
         journal, key = self.ctx.journal, self.intent_key or ""
@@ -337,9 +384,7 @@ class Cycle:
                 return "its parent's heal was held or ended"
             return left_alone(dependent)
 
-        self.ctx.runner.effect(
-            w,
-            self.token,
+        self._effect(
             DEPENDENTS,
             lambda: w.manager.restart_dependents(earlier, before_stop, after_start, since, leave),
         )

@@ -75,7 +75,7 @@ class ThreadDispatcher:
                     if not inbox:
                         break
                     message = inbox.popleft()
-                _handle(worker, message)
+                deliver(worker, message)
             with self._lock:
                 if self._inbox.get(key):
                     self._ready.put(worker)
@@ -85,7 +85,9 @@ class ThreadDispatcher:
                 self._idle.notify_all()
 
 
-def _handle(worker: Handler, message: Any) -> None:
+def deliver(worker: Handler, message: Any) -> None:
+    """Hand one message to its worker; a handler that raises is said, and the thread that
+    serves every worker goes on."""
     try:
         worker.handle(message)
     except Exception as e:  # a handler's bug must not kill the thread that serves everyone
@@ -95,6 +97,6 @@ def _handle(worker: Handler, message: Any) -> None:
             "check.failed",
             "worker raised",
             service=worker.service,
-            message=type(message).__name__,
+            handling=type(message).__name__,
             error=f"{type(e).__name__}: {e}",
         )

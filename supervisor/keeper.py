@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -141,6 +142,45 @@ def hand_to_keeper(
     journal.defer(key, 1, now + retry_delay_s(backoff, 1, rng))
 
 
+class Rounds:
+    """The keeper's rounds, one at a time: a round asked for while one runs (the periodic
+    one, the one after a sync) is run by that one as it ends, eager if either asked so; so
+    no intent is judged or started twice at once. A round that raises is said once per
+    cause (`keeper.error`), and the next one runs as usual."""
+
+    def __init__(self, run: Callable[[bool], None]) -> None:
+        self._run = run
+        self._lock = threading.Lock()
+        self._running = False
+        self._asked = 0  # 0: nothing; 1: a round; 2: an eager round
+        self._told: str | None = None
+
+    def ask(self, eager: bool = False) -> None:
+        with self._lock:
+            self._asked = max(self._asked, 2 if eager else 1)
+            if self._running:
+                return
+            self._running = True
+        while True:
+            with self._lock:
+                asked, self._asked = self._asked, 0
+                if not asked:
+                    self._running = False
+                    return
+            try:
+                self._run(asked == 2)
+            except Exception as e:
+                text = f"{type(e).__name__}: {e}"
+                log_event(
+                    log,
+                    logging.ERROR if text != self._told else logging.DEBUG,
+                    "keeper.error",
+                    "a round of starting what the agent stopped raised; the next one runs",
+                    error=text,
+                )
+                self._told = text
+
+
 def finish_due_intents(
     journal: Journal,
     view: Any,
@@ -150,74 +190,82 @@ def finish_due_intents(
     rng: Callable[[], float] = random.random,
     eager: bool = False,
 ) -> None:
-    """Start what is due at `now` (with `eager`, every due intent, deferred or not)."""
+    """Start what is due at `now` (with `eager`, every due intent, deferred or not). One
+    intent whose handling raises (a bug, a fault no step expects) is tried again after its
+    backoff; the rest of the round goes on."""
     for intent in journal.due(None if eager else now):
         worker = worker_of(intent.service)
-        may_act = worker is not None and worker.may_act_now()
-        if intent.kind == COMPOSE and worker is not None:
-            container = observe_in(worker.policy, view.containers()).container
-            manager = worker.manager
-
-            def start(manager=manager, container=container) -> None:
-                manager.start_step(container, retry_delays_s=(0.0,))
-        else:
-            # A compose service no longer supervised has no compose file to run: what the
-            # agent stopped of it is started as a container.
-            cid = intent.container_id
-            container = ContainerInfo(cid, cid[:12]) if cid else None
-
-            def start(container=container) -> None:
-                engine.start(container)
-
-        try:  # the engine's word, not the view's: the view may not have seen the stop yet
-            inspected = engine.inspect_container(container.id) if container else None
-        except ContainerGone:
-            inspected = None
-        except SupervisorError:
-            continue  # the next round asks again
-        state = inspected.state if inspected is not None else None
-        stranger = (
-            inspected is not None
-            and worker is not None
-            and not belongs(intent, inspected, worker.policy, view.containers())
-        )
-        if stranger:
-            _abandon(journal, intent, "the container no longer belongs to its service")
-            continue
-        taken_over = container is not None and view.is_manual_stop(container.id)
-        heals_missing = worker is not None and "missing" in worker.policy.heal.on
-        if judge(intent, state, taken_over, may_act, heals_missing) == DONE:
-            if state is None and intent.kind == COMPOSE and may_act:
-                why = "its service was taken down since (compose down?); not created again"
-                _abandon(journal, intent, f"{why}: the policy does not heal missing")
-            else:
-                journal.clear(intent.key)
-            continue
         try:
-            start()
-        except ContainerGone:
-            _abandon(journal, intent, "the container no longer exists")
-            continue
-        except SupervisorError as e:
+            _finish(journal, intent, worker, view, engine)
+        except Exception as e:  # one intent's fault must not leave the later ones down
             backoff = worker.policy.heal.backoff if worker is not None else BackoffPolicy()
             _failed(journal, intent, e, backoff, now, rng)
-            continue
-        journal.clear(intent.key)  # the engine said it started: that is the start, seen
-        log_event(
-            log,
-            logging.WARNING,
-            "heal.resumed",
-            "started what the agent had stopped",
-            service=intent.service,
-            container_id=intent.container_id,
-            kind=intent.kind,
-        )
+
+
+def _finish(journal: Journal, intent: Intent, worker: Any, view: Any, engine: Any) -> None:
+    """Judge one due intent and start what it names, or drop it; raises when the start
+    failed (SupervisorError) or anything else did."""
+    may_act = worker is not None and worker.may_act_now()
+    if intent.kind == COMPOSE and worker is not None:
+        container = observe_in(worker.policy, view.containers()).container
+        manager = worker.manager
+
+        def start(manager=manager, container=container) -> None:
+            manager.start_step(container, retry_delays_s=(0.0,))
+    else:
+        # A compose service no longer supervised has no compose file to run: what the
+        # agent stopped of it is started as a container.
+        cid = intent.container_id
+        container = ContainerInfo(cid, cid[:12]) if cid else None
+
+        def start(container=container) -> None:
+            engine.start(container)
+
+    try:  # the engine's word, not the view's: the view may not have seen the stop yet
+        inspected = engine.inspect_container(container.id) if container else None
+    except ContainerGone:
+        inspected = None
+    except SupervisorError:
+        return  # the next round asks again
+    state = inspected.state if inspected is not None else None
+    stranger = (
+        inspected is not None
+        and worker is not None
+        and not belongs(intent, inspected, worker.policy, view.containers())
+    )
+    if stranger:
+        _abandon(journal, intent, "the container no longer belongs to its service")
+        return
+    taken_over = container is not None and view.is_manual_stop(container.id)
+    heals_missing = worker is not None and "missing" in worker.policy.heal.on
+    if judge(intent, state, taken_over, may_act, heals_missing) == DONE:
+        if state is None and intent.kind == COMPOSE and may_act:
+            why = "its service was taken down since (compose down?); not created again"
+            _abandon(journal, intent, f"{why}: the policy does not heal missing")
+        else:
+            journal.clear(intent.key)
+        return
+    try:
+        start()
+    except ContainerGone:
+        _abandon(journal, intent, "the container no longer exists")
+        return
+    journal.clear(intent.key)  # the engine said it started: that is the start, seen
+    log_event(
+        log,
+        logging.WARNING,
+        "heal.resumed",
+        "started what the agent had stopped",
+        service=intent.service,
+        container_id=intent.container_id,
+        kind=intent.kind,
+    )
 
 
 def _failed(
     journal: Journal,
     intent: Intent,
-    error: SupervisorError,
+    error: Exception,
     backoff: BackoffPolicy,
     now: float,
     rng: Callable[[], float],
@@ -237,7 +285,9 @@ def _failed(
         service=intent.service,
         container_id=intent.container_id,
         kind=intent.kind,
-        error=describe_error(error),
+        error=describe_error(error)
+        if isinstance(error, SupervisorError)
+        else f"{type(error).__name__}: {error}",
         failures=failures,
         retry_in_s=round(delay_s, 3),
     )

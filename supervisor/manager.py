@@ -25,6 +25,8 @@ from .engine import (
     Engine,
     Observation,
     find_dependents,
+    parse_finished_at,
+    parse_started_at,
     stop_timeout_for,
     stop_wait_s,
     was_down_before,
@@ -414,6 +416,10 @@ class ServiceManager:
             return "gone"
         if not state.get("Running") and (since is None or was_down_before(state, since)):
             return "down before the heal"
+        # Down since its parent was back: not for want of it (a stop by hand, a crash).
+        back, finished = parse_started_at(parent), parse_finished_at(state)
+        if not state.get("Running") and back and finished and finished > back:
+            return "went down after its parent was back"
         return left_alone(dependent)
 
     def _project(self, container: ContainerInfo | None) -> str | None:

@@ -172,6 +172,7 @@ class ContainerView:
         # Containers whose inspect the engine refuses or never answers (an authorization
         # plugin, a filtering proxy, a process in D state): shown unknown, said once.
         self._unreadable: set[str] = set()
+        self._malformed_told: str | None = None  # the fault of the last unreadable event
         self._synced = False
         self._reported: bool | None = None
         self._stopping = threading.Event()
@@ -463,7 +464,26 @@ class ContainerView:
         self._last_event_seq.pop(cid, None)
 
     def apply(self, event: Mapping[str, Any]) -> ViewEvent | None:
-        """Fold one Docker event into the view and tell the agent. Never raises."""
+        """Fold one Docker event into the view and tell the agent. Never raises: an event
+        it cannot read (not an object, a field of the wrong type) is skipped and said once
+        per kind of fault, as a dropped event is; the next re-listing corrects the view.
+        The stream stays open, and no service reads `engine_unreachable` for it."""
+        try:
+            return self._apply(event)
+        except Exception as e:
+            text = f"{type(e).__name__}: {e}"
+            log_event(
+                log,
+                logging.WARNING if text != self._malformed_told else logging.DEBUG,
+                "view.event_malformed",
+                "an event the agent cannot read was skipped",
+                error=text,
+                raw=repr(event)[:200],
+            )
+            self._malformed_told = text
+            return None
+
+    def _apply(self, event: Mapping[str, Any]) -> ViewEvent | None:
         cid = event.get("id") or (event.get("Actor") or {}).get("ID")
         action = event.get("Action") or event.get("status") or ""
         if not cid or event.get("Type", "container") != "container":

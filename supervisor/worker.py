@@ -107,6 +107,7 @@ class Worker:
         # Given up, and since then something it needs was down: once that is healthy
         # again, the give-up ends (the stack came back; it deserves a fresh try).
         self.gave_up_waiting = False
+        self.raised_told: str | None = None  # the error last said of a look that raised
         if saved:
             self._restore(saved)
 
@@ -132,6 +133,36 @@ class Worker:
     # Messages.
 
     def handle(self, message: Any) -> None:
+        try:
+            self._handle(message)
+        except Exception as e:  # a bug ends the heal under way, never the service
+            self._raised(message, e)
+            return
+        if isinstance(message, Look):
+            self.raised_told = None
+
+    def _raised(self, message: Any, error: Exception) -> None:
+        """Handling `message` raised. A heal under way ends, starting again what it
+        stopped (`heal.error`); otherwise it is said once per cause (`worker.error`), and
+        the service's next look is made as usual. The row is published either way."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.broken:
+            cycle.raised(error)
+        else:
+            text = f"{type(error).__name__}: {error}"
+            log_event(
+                log,
+                logging.ERROR if text != self.raised_told else logging.DEBUG,
+                "worker.error",
+                "handling a message raised; the service goes on",
+                service=self.service,
+                handling=type(message).__name__,
+                error=text,
+            )
+            self.raised_told = text
+        self.publish()  # the row says what is known now, not what the broken step left
+
+    def _handle(self, message: Any) -> None:
         if isinstance(message, Look):
             self.look(message.cause)
         elif isinstance(message, Wake | SlotGranted | EffectDone):
@@ -512,21 +543,26 @@ class Worker:
                 then()
             return
         now = self.now()
-        if facts is None:
-            facts = self.facts(seen, now)
-        row = build_row(
-            self.policy,
-            seen,
-            facts,
-            self.tracker,
-            now,
-            phase=self.cycle.phase if self.cycle else None,
-            held_until=self.held_until,
-            manual_stop=self.manual_stop,
-            last_heal=self.last_heal,
-            policy_digest=self.digest,
-            deferred=facts.deferred,
-        )
+        try:
+            if facts is None:
+                facts = self.facts(seen, now)
+            row = build_row(
+                self.policy,
+                seen,
+                facts,
+                self.tracker,
+                now,
+                phase=self.cycle.phase if self.cycle else None,
+                held_until=self.held_until,
+                manual_stop=self.manual_stop,
+                last_heal=self.last_heal,
+                policy_digest=self.digest,
+                deferred=facts.deferred,
+            )
+        except Exception:
+            if then is not None:  # no row to wait for: what waits on it is not lost
+                then()
+            raise
         self.ctx.board.publish(self.service, row, seen.detail, then)
 
 

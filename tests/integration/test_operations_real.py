@@ -266,6 +266,31 @@ def test_a_command_for_a_service_the_agent_does_not_know_is_refused(agents, tmp_
     assert list((state / "commands").iterdir()) == []  # nothing left behind
 
 
+def test_a_main_loop_fault_is_said_once_and_the_agent_goes_on(agents, tmp_path):
+    """`commands/` replaced by a file: each beat's look at it fails. The agent says so once
+    (not every beat), keeps running (an exit 2 is never restarted by the unit), and takes
+    commands again once the directory is back."""
+    policies, state = tmp_path / "p", tmp_path / "state"
+    write_policy(policies, "web", match={"name": "nothing-matches-this"})
+    agent = agents.start(policies, state, "--log-level", "DEBUG")
+    agent.wait_event("agent.ready")
+    (state / "commands").mkdir(exist_ok=True)
+    (state / "commands").rmdir()
+    (state / "commands").write_text("not a directory\n")
+    said = agent.wait_event("agent.loop_error", part="commands")
+    assert said["error"].startswith("NotADirectoryError")
+    # Beats go on, each failing the same way: said again only at debug.
+    wait_for(lambda: len(agent.events("agent.loop_error")) >= 5, 10, "five beats")
+    levels = [e["level"] for e in agent.events("agent.loop_error")]
+    assert levels[0] == "ERROR" and set(levels[1:]) == {"DEBUG"}
+    assert agent.proc.poll() is None
+
+    (state / "commands").unlink()
+    done = run_cli("pause", "web", "--policies", str(policies), "--state-dir", str(state))
+    assert (done.returncode, done.stdout) == (0, "web: pause done by the running agent\n")
+    assert agent.proc.poll() is None
+
+
 def test_pause_without_an_agent_is_kept_for_the_next_one(agents, tmp_path):
     policies, state = tmp_path / "p", tmp_path / "state"
     write_policy(policies, "later", match={"name": "nothing-matches-this"})

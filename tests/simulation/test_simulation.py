@@ -20,7 +20,7 @@ from supervisor.state import Command, Saved
 
 from .run import replay_command
 from .sim import SimContainer
-from .world import POLICY_DIR, PROJECT, TAGGED, World, make_policies
+from .world import POLICY_DIR, PROJECT, TAGGED, World, _raise_once, make_policies
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "40"))
 STEPS = 600
@@ -799,4 +799,41 @@ def test_a_heal_whose_intent_cannot_be_written_sends_no_stop_and_costs_no_attemp
     assert cancelled["why"] == "state_unwritable"
     assert world.agent_actions("web", "stop") == []
     assert world.worker("web").tracker.restarts_in_window(world.timers.now()) == 0
+    assert not world.violations
+
+
+def test_a_heal_step_that_raises_ends_that_heal_only_and_what_it_stopped_is_started():
+    """db's cycle raises as it would start db again (stopped, pausing): the heal ends at
+    once (`heal.error`), its slot goes back, web is healed meanwhile, and db is started by
+    the keeper after the first backoff (1 s, jitter 0.1), then healthy."""
+    world = quiet_world()
+    world.agent.runner.set_limit(1)  # one heal at a time: a slot kept would block web's
+    break_it(world, "db")
+    world.engine.containers[world.cid("db")].broken = False  # a restart mends it
+    for _ in range(200):
+        cycle = world.worker("db").cycle
+        if cycle is not None and cycle.phase == "pausing":
+            break
+        world.run_for(0.01)
+    _raise_once(cycle, "_start", world)
+    for _ in range(1000):  # step by step: what holds the instant it ends
+        if world.log.events("heal.error"):
+            break
+        world._step_core()
+    [raised] = world.log.events("heal.error", service="db")
+    assert raised["phase"] == "pausing" and "simulated bug in _start" in raised["error"]
+    assert world.worker("db").cycle is None and world.agent.runner.active == 0
+    assert not world.engine.containers[world.cid("db")].running
+    broke_at = world.timers.now()
+    break_it(world, "web")
+    world.run_for(3)
+    assert world.agent_actions("web", "start", since=broke_at)  # healed while db waits
+    [resumed] = world.log.events("heal.resumed", service="db")
+    [started] = world.agent_actions("db", "start", since=broke_at)
+    # Its first backoff (1 s, jitter 0.1), then the keeper's next round (every 2 s).
+    assert 0.9 <= started.at - broke_at <= 1.1 + 2.0
+    assert resumed["kind"] == "container"
+    world.run_for(10)
+    assert world.engine.containers[world.cid("db")].running
+    assert len(world.log.events("heal.error")) == 1
     assert not world.violations

@@ -20,6 +20,7 @@ from typing import Any
 
 from supervisor.agent import Agent, Parts
 from supervisor.cycle import PRE_STOP
+from supervisor.dispatch import deliver
 from supervisor.errors import EngineError, PolicyError
 from supervisor.logs import setup_logging
 from supervisor.manager import ServiceManager
@@ -131,6 +132,7 @@ class World:
         self.probes = Pending()
         self.disk = saved or Saved()
         self.disk_full = False  # the state filesystem: nothing can be written while full
+        self.bug_at: float | None = None  # when a step the world broke last raised
         self.latency: Any = None  # (the worker asking, or None) -> seconds; None: random
         self.current: Any = None  # the worker handling a message now
         self.connect_after_s = connect_after_s
@@ -420,7 +422,7 @@ class World:
             message = self.dispatcher.take(worker)
             self.current = worker
             decided = len(self.log.events("heal.started"))
-            worker.handle(message)
+            deliver(worker, message)  # as the agent's threads do
             self.current = None
             self._check_row(worker)
             self._check_deferral(worker, decided)
@@ -466,6 +468,10 @@ class World:
             return  # dropped: the next re-listing corrects the view
         if self.faults and roll < 0.06:
             self.engine.events.appendleft(event)  # delivered twice
+        if event in GARBAGE_EVENTS:
+            with self._io():
+                self.agent.view.apply(event)  # skipped, said once; the stream goes on
+            return
         if event["Action"] == "stop" and self.hand_stopped.get(event["id"]) == "pending":
             self.hand_stopped[event["id"]] = "seen"
         with self._io():
@@ -516,6 +522,17 @@ class World:
             c = self.engine.containers.get(cid)
             if action.actor == "agent" and action.verb == "stop" and c and not c.running:
                 self.violation(f"{cid} stopped by the agent is still down after quiescing")
+        # No heal slot kept by a cycle that is over (a step that raised, say): every slot
+        # held belongs to a cycle still under way, and every cycle has a way forward (a
+        # timer, an effect running, a place in the queue).
+        cycles = {(id(w), w.cycle.token) for w in self.agent.router.workers() if w.cycle}
+        for w in self.agent.router.workers():
+            c = w.cycle
+            if c is not None and c.timer is None and c.in_flight is None and c.phase != "queued":
+                self.violation(f"{w.service}: its heal is stuck in {c.phase}")
+        for key, token in self.agent.runner._holders.items():
+            if (key, token) not in cycles:
+                self.violation(f"a heal slot is held by a cycle that is over (token {token})")
 
     def run_for(self, sim_s: float) -> None:
         """The machinery alone (no random fault) for `sim_s` of simulated time."""
@@ -564,6 +581,8 @@ class World:
                 *([("pressure", 1.5)] if self.pressure_faults else []),
                 *([("compose_down", 0.3)] if "stack" in self.policies else []),
                 ("disk_full", 0.4),
+                ("bug", 0.5),
+                ("garbage_event", 0.3),
             ]
         )
         now = self.timers.now()
@@ -578,6 +597,16 @@ class World:
             return
         if kind == "compose_down":
             self._compose_down()
+            return
+        if kind == "garbage_event":  # an event no one can read (a proxy's, a bug's)
+            self.engine.events.append(self.rng.choice(GARBAGE_EVENTS))
+            return
+        if kind == "bug":  # a step of a heal under way (or of a look, a keeper round) raises
+            healing = [w for w in self.agent.router.workers() if w.cycle is not None]
+            worker = self.rng.choice(healing) if healing else self.agent.router.get(service)
+            if worker is not None:
+                name = self.rng.choice(["observe", "facts", "is_ready", "may_act_now"])
+                _raise_once(worker, name, self)
             return
         if kind == "disk_full":  # the state filesystem fills up, or is freed again
             self.disk_full = not self.disk_full
@@ -796,12 +825,22 @@ class World:
             self.violation(f"{action.verb} of {c.name}, a compose run one-off")
         if action.verb == "start" and self.hand_stopped.get(cid) == "seen":
             self.violation(f"started {c.name}, which an operator stopped by hand")
+        # A stop by hand no one could tell from the agent's own (see hand_stopped), or that
+        # the agent never heard of, made while one of its heals was under way: the engine's
+        # record cannot tell it from a crash that heal caused.
+        heal_at = max(
+            (at for other, at in self.agent_stop_at.items() if other != cid), default=-math.inf
+        )
+        ambiguous = self.hand_stopped.get(cid) == "ambiguous" or (
+            self.hand_stopped.get(cid) == "pending"
+            and 0 <= self.hand_stopped_at[cid] - heal_at < 30.0
+        )
         if action.verb == "start":  # running again: that stop by hand is over
             self.hand_stopped.pop(cid, None)
         now = action.at
         own_restart = previous is not None and previous.actor == "agent" and previous.verb == "stop"
         if action.verb == "start" and not own_restart:
-            if service is None:
+            if service is None and not ambiguous:
                 # A neighbour or dependent (no service of its own): only what the agent's
                 # own stop took down is its to start, never one that exited by itself (a
                 # one-shot done, a crash) or that an operator stopped.
@@ -954,6 +993,8 @@ class World:
             return
         if self.disk_full:
             return  # said after a write that failed (and said so): nothing could be saved
+        if self.bug_at == self.timers.now():
+            return  # the row could not be built (the world broke it): said, never lost
         service = line["service"]
         row = self.disk.services.get(service)
         removed = service in self.removed or (
@@ -987,6 +1028,25 @@ class World:
         theirs = {k: cli.get(k) for k in ("status", "reason", "next_action")}
         if mine != theirs:
             self.violation(f"{worker.service}: the agent shows {mine}, status says {theirs}")
+
+
+# Events no one can read: not an object, an Actor that is not one, a time that is no number.
+GARBAGE_EVENTS = [
+    ["not", "an", "object"],
+    {"Type": "container", "id": "x", "Action": "die", "Actor": "x"},
+    {"Type": "container", "id": "x", "Action": "die", "time": "soon"},
+]
+
+
+def _raise_once(worker: Any, name: str, world: World) -> None:
+    """The worker's next call of `name` raises, as a bug would; later calls are as ever."""
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        worker.__dict__.pop(name, None)
+        world.bug_at = world.timers.now()
+        raise RuntimeError(f"simulated bug in {name}")
+
+    setattr(worker, name, broken)
 
 
 class _Captured(logging.Handler):

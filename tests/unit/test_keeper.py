@@ -187,3 +187,86 @@ def test_a_project_heal_starts_only_the_neighbours_its_stop_took_down():
     )
     keys = ("during", "before", "after", "running", "manual", "silent", "not-owed")
     assert [c.id for c in taken_down(journal, keys, engine)] == ["during"]
+
+
+class _Service:
+    """A worker as the keeper sees it: its policy, and whether it may act (or a bug)."""
+
+    def __init__(self, name: str, broken: bool = False):
+        self.policy = Policy(name, Match(compose_service=name))
+        self.broken = broken
+
+    def may_act_now(self) -> bool:
+        if self.broken:
+            raise RuntimeError("a bug")
+        return True
+
+
+def test_one_intent_that_raises_is_tried_again_later_and_the_round_goes_on(caplog):
+    """api's intent raises (a bug in its worker); web's, after it, is started in the same
+    round, and api's waits its first backoff (the default 10 s; jitter at its middle) as a
+    failed start's does."""
+    from supervisor.keeper import finish_due_intents
+
+    api_labels = {**WEB_LABELS, "com.docker.compose.service": "api"}
+    journal = Journal()
+    owed = [Intent.for_container("api", "a1", 5.0), Intent.for_container("web", "w1", 5.0)]
+    journal.record(*owed, owned=False)
+    journal.stopped(("a1", "w1"), 7.0)
+    down = {"Running": False, "FinishedAt": "1970-01-01T00:00:06Z"}
+    engine = _Described({"a1": down, "w1": down})
+    engine.inspect_container = lambda cid: ContainerInfo(
+        cid, cid, labels=api_labels if cid == "a1" else WEB_LABELS, state=down
+    )
+    started = []
+    engine.start = lambda container: started.append(container.id)
+    engine.containers = lambda: []
+    workers = {"api": _Service("api", broken=True), "web": _Service("web")}
+    with caplog.at_level("DEBUG", logger="supervisor.agent"):
+        finish_due_intents(journal, engine, engine, workers.get, 100.0, rng=lambda: 0.5)
+    assert started == ["w1"]
+    assert journal.get("w1") is None
+    assert journal.failures("a1") == 1 and [i.key for i in journal.due(109.9)] == []
+    assert [i.key for i in journal.due(110.0)] == ["a1"]
+    [failed] = [r for r in caplog.records if getattr(r, "event", None) == "heal.resume_failed"]
+    assert failed.error == "RuntimeError: a bug" and failed.service == "api"
+
+
+def test_keeper_rounds_never_overlap_and_one_asked_meanwhile_runs_after(caplog):
+    """A round asked for while one runs (the periodic one during the one after a sync) is
+    not run beside it: the running one runs it as it ends, eager if either asked so. A
+    round that raises is said once per cause, and later rounds still run."""
+    import threading
+
+    from supervisor.keeper import Rounds
+
+    inside, release, log_of = threading.Event(), threading.Event(), []
+    running = []
+
+    def run(eager: bool) -> None:
+        running.append(1)
+        log_of.append((eager, len(running)))
+        if len(log_of) == 1:
+            inside.set()
+            release.wait(5)
+        running.pop()
+        if len(log_of) in (3, 4):
+            raise RuntimeError("a bug")
+
+    rounds = Rounds(run)
+    first = threading.Thread(target=rounds.ask)
+    first.start()
+    assert inside.wait(5)
+    rounds.ask()  # returns at once: the first one runs it
+    rounds.ask(eager=True)
+    assert log_of == [(False, 1)]
+    release.set()
+    first.join(5)
+    assert log_of == [(False, 1), (True, 1)]  # one more round, eager, never two at once
+    with caplog.at_level("DEBUG", logger="supervisor.agent"):
+        rounds.ask()
+        rounds.ask()
+        rounds.ask()
+    assert log_of[2:] == [(False, 1), (False, 1), (False, 1)]
+    said = [r.levelname for r in caplog.records if getattr(r, "event", None) == "keeper.error"]
+    assert said == ["ERROR", "DEBUG"]

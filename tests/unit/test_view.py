@@ -372,3 +372,54 @@ def test_a_stop_by_hand_an_earlier_agent_saw_holds_from_the_first_listing():
     assert view.is_manual_stop("a")  # still down: still the operator's
     assert not view.is_manual_stop("b")  # started since: supervised again
     assert not view.is_manual_stop("gone")  # no such container any more
+
+
+def test_an_event_the_agent_cannot_read_is_skipped_and_the_stream_stays_open(caplog):
+    """Not an object, an Actor that is not one, a time that is no number: each is skipped
+    and said once per kind of fault; the stream is not reopened, the view stays synced, and
+    the good event after them is applied."""
+    import threading
+
+    source, syncs, seen = FakeSource(), [], []
+    source.add("a", "web", dict(RUNNING))
+    done, release, opened = threading.Event(), threading.Event(), []
+    garbage = [
+        ["not", "an", "object"],
+        "health_status: unhealthy",
+        {"Type": "container", "id": "a", "Action": "die", "Actor": "a"},
+        {"Type": "container", "id": "a", "Action": "die", "time": "soon"},
+        {"Type": "container", "id": "a", "Action": "die", "time": "later"},
+    ]
+
+    def stream():
+        yield from garbage
+        yield event("a", "pause", at=1000.0)
+        done.set()
+        release.wait(30)  # the stream stays open, saying nothing more
+
+    def open_events(actions):
+        opened.append(actions)
+        return stream()
+
+    source.open_events = open_events
+    view = ContainerView(
+        source, on_event=seen.append, on_sync=lambda ok, error: syncs.append(ok), clock=Clock()
+    )
+    with caplog.at_level("DEBUG", logger="supervisor.view"):
+        view.start()
+        try:
+            assert done.wait(5)
+            deadline = 50
+            while not seen and deadline:
+                threading.Event().wait(0.1)
+                deadline -= 1
+        finally:
+            release.set()
+            view.stop()
+    assert [e.action for e in seen] == ["pause"]
+    assert view.get("a").state["Status"] == "paused"
+    assert len(opened) == 1 and syncs == [True]
+    said = [r for r in caplog.records if getattr(r, "event", None) == "view.event_malformed"]
+    assert len(said) == 5
+    # Once per kind of fault: the two bad times are the same fault, the second at debug.
+    assert [r.levelname for r in said].count("WARNING") == 4
