@@ -148,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         pressure.add_argument(flag, type=_non_negative, default=default, metavar="N", help=text)
     pressure.add_argument(
+        "--pressure-max-defer",
+        type=_duration_arg,
+        default=600.0,
+        metavar="DURATION",
+        help="a heal waits for the pressure at most this long after its checks began to "
+        "time out, then goes ahead (default: 10m)",
+    )
+    pressure.add_argument(
         "--no-pressure-guard",
         action="store_true",
         help="heal every bad check as it comes, pressure or not (default: guarded)",
@@ -444,6 +452,7 @@ def _thresholds(args: argparse.Namespace) -> Any:
         io_pct=args.pressure_io,
         load_per_core=args.pressure_load,
         storm_share=args.storm_share,
+        max_defer_s=args.pressure_max_defer,
     )
 
 

@@ -25,7 +25,7 @@ import docker.utils
 import psutil
 import requests.exceptions
 
-from .errors import ContainerGone, EngineError, EngineUnreachable
+from .errors import ContainerGone, EngineError, EngineUnreachable, ExecTimedOut
 from .policy import Match, Policy
 from .status import (
     REASON_AMBIGUOUS,
@@ -570,7 +570,7 @@ class Engine:
                 return (-1 if code is None else int(code)), ""
             if time.monotonic() >= deadline:
                 killed = kill_process_tree(int(info.get("Pid") or 0))
-                raise EngineError(
+                raise ExecTimedOut(
                     f"timed out after {timeout_s:g}s: {' '.join(argv)}"
                     + ("" if killed else " (its process could not be killed)")
                 )

@@ -57,6 +57,10 @@ class ContainerGone(EngineError):
     """The container was removed while we acted on it."""
 
 
+class ExecTimedOut(EngineError):
+    """A command run inside a container (an exec probe) did not end within its timeout."""
+
+
 class StateUnwritable(SupervisorError):
     """The state file could not be written: an intent is not on disk, so no stop is sent."""
 

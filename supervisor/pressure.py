@@ -41,6 +41,11 @@ class Thresholds:
     storm_share: float = 0.25  # of the supervised services turning bad by timeout...
     storm_min: int = 3  # ...and at least this many...
     storm_window_s: float = 60.0  # ...within this long
+    # A heal waits for the pressure at most this long after its checks began to time out:
+    # longer than most load spikes last (a backup, a compaction, a deploy's image pulls),
+    # short enough that a service really hung on a host that stays busy is healed well
+    # before an operator paged at the usual 5-15 minutes would have acted.
+    max_defer_s: float = 600.0
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,13 @@ class Prober:
                 return UNKNOWN, None
             return tracker.state, tracker.last_error
 
+    def timed_out(self, service: str, started_at: float | None) -> bool:
+        """Whether the probe failed this start of the container by timing out alone."""
+        with self._lock:
+            probe = self._probes.get(service)
+            tracker = probe.tracker if probe is not None else None
+            return tracker is not None and tracker.started_at == started_at and tracker.timed_out
+
     def runs(self, service: str) -> int:
         with self._lock:
             probe = self._probes.get(service)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import requests
 
 from .engine import ContainerInfo, Engine
+from .errors import ExecTimedOut
 from .outbound import request_status
 from .policy import ProbePolicy
 
@@ -24,6 +25,7 @@ UNKNOWN, OK, FAILED = "unknown", "ok", "failed"
 class ProbeResult:
     ok: bool
     error: str | None = None
+    timed_out: bool = False  # it failed because it did not answer within its timeout
 
 
 @dataclass
@@ -33,6 +35,7 @@ class ProbeTracker:
     state: str = UNKNOWN
     successes: int = 0
     failures: int = 0
+    timeouts: int = 0  # of the failures in a row, those that timed out
     last_error: str | None = None
 
     def due(self, started_at: float | None, now: float) -> bool:
@@ -40,21 +43,29 @@ class ProbeTracker:
         if started_at != self.started_at:
             self.started_at = started_at
             self.state, self.successes, self.failures, self.last_error = UNKNOWN, 0, 0, None
+            self.timeouts = 0
         return started_at is None or now - started_at >= self.probe.initial_delay_s
 
     def record(self, result: ProbeResult) -> bool:
         """Count one result; True when the state changed (to ok or to failed)."""
         before = self.state
         if result.ok:
-            self.successes, self.failures = self.successes + 1, 0
+            self.successes, self.failures, self.timeouts = self.successes + 1, 0, 0
             if self.successes >= self.probe.success_threshold:
                 self.state = OK
         else:
             self.successes, self.failures = 0, self.failures + 1
+            self.timeouts += 1 if result.timed_out else 0
             self.last_error = result.error
             if self.failures >= self.probe.failure_threshold:
                 self.state = FAILED
         return self.state != before
+
+    @property
+    def timed_out(self) -> bool:
+        """Failed because every try of its failing streak timed out (what a pressed host
+        does to a working service), not because one was refused or answered wrong."""
+        return self.state == FAILED and self.failures > 0 and self.timeouts == self.failures
 
 
 def probe_target(probe: ProbePolicy, container: ContainerInfo) -> tuple[str, int | None]:
@@ -88,7 +99,7 @@ def run_probe(probe: ProbePolicy, container: ContainerInfo, engine: Engine) -> P
         if code == 0:
             return ProbeResult(True)
         return ProbeResult(False, f"exec {' '.join(probe.command)}: exit code {code}: {output}")
-    except requests.Timeout:
-        return ProbeResult(False, f"timed out after {probe.timeout_s:g}s")
+    except (requests.Timeout, TimeoutError, ExecTimedOut):
+        return ProbeResult(False, f"timed out after {probe.timeout_s:g}s", timed_out=True)
     except Exception as e:  # any failure (a name no resolver takes, too) is a failed try
         return ProbeResult(False, f"{type(e).__name__}: {e}")

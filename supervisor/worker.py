@@ -264,7 +264,10 @@ class Worker:
         )
 
     def timed_out(self, seen: Observation) -> bool:
-        """Unhealthy because its health checks timed out, not because they failed."""
+        """Bad because its checks timed out, not because they failed: Docker's health
+        checks, or the agent's own probe."""
+        if seen.reason == REASON_PROBE_FAILED:
+            return self.ctx.prober.timed_out(self.service, seen.started_at)
         return (
             seen.reason == REASON_UNHEALTHY
             and seen.container is not None
@@ -272,17 +275,24 @@ class Worker:
         )
 
     def deferred_until(self, seen: Observation, now: float) -> float | None:
-        """While the host is pressed, a service whose checks timed out waits (forever, as
-        far as it knows: None is "not deferred"); once calm, until its next check has run."""
+        """While the host is pressed, a service whose checks timed out waits, at most the
+        guard's `max_defer_s` from when they began to time out (None: not deferred, the heal
+        goes ahead); once calm, until its next check has run."""
         guard = self.ctx.guard
         if guard is None or not self.timed_out(seen):
             return None
         if guard.pressed:
-            return float("inf")
+            began = self.timed_out_since if self.timed_out_since is not None else now
+            until = began + guard.thresholds.max_defer_s
+            return until if now < until else None
         calm = guard.calm_since()
         if calm is None or self.timed_out_since is None or self.timed_out_since > calm:
             return None  # timed out on a calm host: a real failure
-        until = calm + seen.container.health_check_s
+        probe = self.policy.check.probe
+        if seen.reason == REASON_PROBE_FAILED and probe is not None:
+            until = calm + probe.period_s + probe.timeout_s
+        else:
+            until = calm + seen.container.health_check_s
         return until if now < until else None
 
     def look(self, cause: str) -> None:
@@ -311,6 +321,7 @@ class Worker:
                 self._defer(seen, now)
                 facts = None
             elif why not in WATCH_ONLY:
+                self._deferral_over(seen, now)
                 decision = self.tracker.decide(seen.status, seen.reason, now, seen.started_at)
                 self._act(decision, seen)
                 if decision.action != healing.NOTHING:
@@ -396,6 +407,23 @@ class Worker:
         if until is not None and until != float("inf") and self.recheck_at != until:
             self.recheck_at = until
             self.ctx.timers.call_later(until - now + 0.01, self.post, Look("recheck"))
+
+    def _deferral_over(self, seen: Observation, now: float) -> None:
+        """A deferral that reached its bound while the host stays pressed: said once, and
+        the heal goes ahead (a service really hung on a host that stays busy is healed)."""
+        guard = self.ctx.guard
+        if guard is None or self.service not in guard.deferred() or not self.timed_out(seen):
+            return
+        guard.undefer(self.service)
+        log_event(
+            log,
+            logging.WARNING,
+            "heal.deferral_over",
+            "deferred as long as it may be on a pressed host: healing now",
+            **self.fields(seen),
+            deferred_s=round(now - (self.timed_out_since or now), 3),
+            max_defer_s=guard.thresholds.max_defer_s,
+        )
 
     def note_manual_stop(self, seen: Observation) -> None:
         if seen.manual_stop and not seen.is_healthy and seen.container is not None:

@@ -503,6 +503,8 @@ def run_probe_on(engine: SimEngine) -> Callable[..., ProbeResult]:
     def run(probe, container: ContainerInfo) -> ProbeResult:
         c = engine.containers.get(container.id)
         ok = c is not None and c.running and c.probe_ok
+        if not ok and c is not None and c.running and c.timing_out:
+            return ProbeResult(False, "timed out after 1s", timed_out=True)
         return ProbeResult(ok, None if ok else "simulated probe failure")
 
     return run

@@ -20,7 +20,7 @@ from supervisor.state import Command, Saved
 
 from .run import replay_command
 from .sim import SimContainer
-from .world import POLICY_DIR, PROJECT, TAGGED, World, _raise_once, make_policies
+from .world import MAX_DEFER_S, POLICY_DIR, PROJECT, TAGGED, World, _raise_once, make_policies
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "40"))
 STEPS = 600
@@ -836,4 +836,44 @@ def test_a_heal_step_that_raises_ends_that_heal_only_and_what_it_stopped_is_star
     world.run_for(10)
     assert world.engine.containers[world.cid("db")].running
     assert len(world.log.events("heal.error")) == 1
+    assert not world.violations
+
+
+def test_a_probe_that_times_out_on_a_pressed_host_waits_and_one_refused_is_healed():
+    """api has the agent's own probe only. Timed out on a pressed host: a timeout to the
+    guard (deferred, counted toward a storm), not a failure; refused (an answer, wrong):
+    healed as always."""
+    world = quiet_world()
+    world.host = PRESSED
+    run_until(world, "pressure.started", within_s=5)
+    api = world.engine.containers[world.cid("api")]
+    api.probe_ok, api.timing_out = False, True
+    [deferred] = run_until(world, "heal.deferred", service="api", within_s=15)
+    assert deferred["reason"] == "probe_failed"
+    assert "api" in world.agent.guard._turned  # told to the guard: it counts toward storms
+    runs = world.agent.prober.runs("api")
+    world.run_for(20)
+    assert world.agent.prober.runs("api") - runs >= 8  # probed all along (every 2 s)...
+    assert world.agent_actions("api", "stop") == []  # ...and not healed
+    api.timing_out = False  # now it answers, wrongly: a real failure
+    [started] = run_until(world, "heal.started", service="api", within_s=15)
+    assert started["reason"] == "probe_failed"
+    assert not world.violations
+
+
+def test_a_deferral_ends_after_its_bound_and_the_heal_goes_ahead():
+    """web's checks time out on a host that stays pressed: deferred, then healed once
+    MAX_DEFER_S (40 s here; 10 min by default) have passed since they began to time out."""
+    world = quiet_world()
+    world.host = PRESSED
+    run_until(world, "pressure.started", within_s=5)
+    time_out(world, "web")
+    run_until(world, "heal.deferred", service="web")
+    began = world.worker("web").timed_out_since
+    [over] = run_until(world, "heal.deferral_over", service="web", within_s=60)
+    assert over["max_defer_s"] == MAX_DEFER_S and over["deferred_s"] >= MAX_DEFER_S
+    [stop] = world.agent_actions("web", "stop")[:1]
+    assert began + MAX_DEFER_S <= stop.at <= began + MAX_DEFER_S + 1.0  # looked at then
+    assert world.agent.guard.pressed
+    assert len(world.log.events("heal.deferral_over")) == 1
     assert not world.violations

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from supervisor.agent import Agent, Parts
+from supervisor.agent import PRESSURE_S, Agent, Parts
 from supervisor.cycle import PRE_STOP
 from supervisor.dispatch import deliver
 from supervisor.errors import EngineError, PolicyError
@@ -34,7 +34,7 @@ from supervisor.policy import (
     Policy,
     ProbePolicy,
 )
-from supervisor.pressure import HostSample
+from supervisor.pressure import HostSample, Thresholds
 from supervisor.state import Command, Saved
 
 from .sim import (
@@ -51,6 +51,8 @@ from .sim import (
 )
 
 CONCURRENCY = 2
+# How long a heal waits for host pressure (`--pressure-max-defer`), shorter than a world.
+MAX_DEFER_S = 40.0
 # How long after the agent's own try to stop a container a stop by hand of it cannot be
 # told from the agent's (a real stop takes up to its timeout; a failed one may be half done).
 OWN_STOP_S = 5.0
@@ -205,6 +207,8 @@ class World:
         self.host = HostSample(cpu_pct=1.0, memory_pct=0.0, io_pct=0.0)  # calm
         # A quarter of the worlds have a host that gets pressed, and checks that time out.
         self.pressure_faults = policies is None and seed % 4 == 3
+        self.pressed_at: float | None = None  # since when the world's host is pressed
+        self.timing_since: dict[str, float] = {}  # when its checks were made to time out
         if policies is None and "tagged" in self.policies:
             for name, labels in SELECTED.items():
                 cid = f"{name}-{seed}".ljust(12, "0")
@@ -257,6 +261,7 @@ class World:
     # The agent's life.
 
     def boot(self) -> None:
+        self.booted_at = self.timers.now()
         self.dispatcher = SimDispatcher()
         self.store: SimStore | None = None
 
@@ -293,6 +298,7 @@ class World:
             heal_concurrency=CONCURRENCY,
             relist_s=20,
             parts=parts,
+            pressure=Thresholds(max_defer_s=MAX_DEFER_S),
         )
         # When each service's row was last built: `status` is compared as of then.
         self.row_at: dict[str, float] = {}
@@ -510,6 +516,9 @@ class World:
             self.store.dirty = True
         self.engine.fail_rate = 0.0
         self.compose.failing = False
+        self.host, self.pressed_at = HostSample(cpu_pct=1.0, memory_pct=0.0, io_pct=0.0), None
+        for cid, c in self.engine.containers.items():  # checks answer in time again: a
+            self._time_out(cid, c, False)  # storm kept alive by its own heals ends
         if not self.engine.up:
             self.engine.up = True
         if not self.agent.view.synced:
@@ -620,10 +629,14 @@ class World:
         if kind == "pressure":  # the host gets pressed, or calm again
             pressed = self.host.cpu_pct >= 50
             self.host = HostSample(cpu_pct=1.0 if pressed else 95.0, memory_pct=0.0, io_pct=0.0)
+            self.pressed_at = None if pressed else now
         elif kind == "unhealthy":
             c.broken = self.rng.random() < 0.5  # broken: stays unhealthy after a restart
-            if self.pressure_faults:
-                c.timing_out = self.rng.random() < 0.5
+            if self.pressure_faults and c.has_health:
+                # Unhealthy already (by failed checks): Docker says nothing new, and the
+                # agent rightly goes by the failures it was told of.
+                told = c.running and c.health == "unhealthy"
+                self._time_out(cid, c, self.rng.random() < 0.5, known=not told)
             self.engine.set_health(cid, "unhealthy")
         elif kind == "crash":
             side = f"side-{self.seed}".ljust(12, "0")
@@ -635,6 +648,9 @@ class World:
             self.engine.set_health(cid, "healthy")
         elif kind == "probe":
             c.probe_ok = not c.probe_ok
+            policy = self.policies.get(service)
+            if self.pressure_faults and not c.probe_ok and policy and policy.check.probe:
+                self._time_out(cid, c, self.rng.random() < 0.5)  # the probe is not answered
         elif kind == "pause":
             until = self.rng.choice([None, now + 5.0, now + 30.0])
             self._command("pause", service, until)
@@ -678,6 +694,14 @@ class World:
             self.kill()
         elif kind == "restart":
             self.graceful_restart()
+
+    def _time_out(self, cid: str, c: SimContainer, timing_out: bool, known: bool = True) -> None:
+        """Its checks time out from now on (or no longer): since when, if the agent can know."""
+        if not timing_out or not known:
+            self.timing_since.pop(cid, None)
+        elif not c.timing_out:
+            self.timing_since[cid] = self.timers.now()
+        c.timing_out = timing_out
 
     def _run_again(self, service: str, old: SimContainer) -> None:
         """A new container of the same identity (name, compose labels), under a new id."""
@@ -980,11 +1004,24 @@ class World:
                 self.violation(f"{cid} was stopped by the agent with no intent on disk")
 
     def _check_deferral(self, worker: Any, decided: int) -> None:
-        """No heal is decided for a service whose checks time out while the host is pressed."""
-        guard = self.agent.guard
-        if len(self.log.events("heal.started")) == decided or guard is None or not guard.pressed:
+        """No heal is decided for a service whose checks (Docker's or the agent's probe)
+        the world makes time out, on a host the world has pressed for longer than the agent
+        takes to read it, until MAX_DEFER_S after they began to time out."""
+        if len(self.log.events("heal.started")) == decided or self.pressed_at is None:
             return
-        if worker.seen is not None and worker.timed_out(worker.seen):
+        now = self.timers.now()
+        if now - max(self.pressed_at, self.booted_at) < PRESSURE_S + 0.5:
+            return  # not read yet (by this agent): it cannot know
+        cid = next((c for c, s in self.owner.items() if s == worker.service), None)
+        c = self.engine.containers.get(cid) if cid else None
+        if c is None or not c.running or not c.timing_out:
+            return
+        began = self.timing_since.get(cid)
+        if began is None or now - began >= MAX_DEFER_S:
+            return  # deferred as long as it may be: healed now, pressure or not
+        health_timed_out = c.has_health and c.health == "unhealthy"
+        probe = worker.policy.check.probe is not None and not c.probe_ok
+        if health_timed_out or (probe and c.health != "unhealthy"):
             self.violation(f"{worker.service}: heal decided on a timeout under host pressure")
 
     def _check_outcome_saved(self, line: dict[str, Any]) -> None:

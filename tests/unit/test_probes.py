@@ -141,3 +141,56 @@ def test_run_probe_turns_any_error_into_a_failed_try():
     result = run_probe(long_label, ContainerInfo("abc", "web"), engine=None)
     assert result.ok is False
     assert result.error.startswith("UnicodeError: encoding with 'idna' codec failed")
+    assert result.timed_out is False  # refused, not late: a failure to the guard
+
+
+SLOW = ProbeResult(False, "timed out after 1s", timed_out=True)
+
+
+def test_a_failing_streak_made_of_timeouts_alone_is_a_timeout():
+    """What a pressed host does to a working service: every failure of the streak timed
+    out. One refusal in the streak makes it a failure; a success starts a new streak."""
+    t = ProbeTracker(ProbePolicy("tcp", port=1, failure_threshold=2))
+    t.due(100.0, 100.0)
+    t.record(SLOW)
+    assert t.timed_out is False  # not failed yet
+    t.record(SLOW)
+    assert (t.state, t.timed_out) == (FAILED, True)
+    t.record(BAD)
+    assert (t.state, t.timed_out) == (FAILED, False)
+    t.record(GOOD)
+    t.record(SLOW)
+    t.record(SLOW)
+    assert (t.state, t.timed_out) == (FAILED, True)
+    t.due(200.0, 200.0)  # a new start: nothing timed out yet
+    assert t.timed_out is False
+
+
+def test_an_http_probe_not_answered_in_time_is_a_timeout():
+    """A real server that accepts and never answers: the probe's try times out."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port, held, done = server.getsockname()[1], [], threading.Event()
+
+    def accept():
+        conn, _ = server.accept()
+        held.append(conn)  # read nothing, answer nothing
+        done.wait(5)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        probe = ProbePolicy("http", host="127.0.0.1", port=port, timeout_s=0.3)
+        result = run_probe(probe, ContainerInfo("abc", "web"), engine=None)
+    finally:
+        done.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        server.close()
+    assert (result.ok, result.timed_out) == (False, True)
+    assert result.error == "timed out after 0.3s"
