@@ -8,6 +8,7 @@ be quick (post a message); I/O jobs go on the `io` executor, never on the timers
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,10 @@ from typing import Any, Protocol
 from apscheduler.executors.pool import ThreadPoolExecutor as JobPool
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+
+from .logs import log_event
+
+log = logging.getLogger("supervisor.agent")
 
 
 class Handle(Protocol):
@@ -49,26 +54,81 @@ class _Job:
             self._scheduler.remove_job(self._id)
 
 
-class SchedulerTimers:
-    """Timers on a BackgroundScheduler: `default` for quick jobs, `io` for jobs that do I/O."""
+# How often the wall clock is compared with the monotonic one, and the gap between them
+# that counts as a step (NTP's slews move it by far less than this in a second).
+CLOCK_WATCH_S = 1.0
+CLOCK_STEP_S = 0.5
 
-    def __init__(self, io_threads: int = 4) -> None:
+
+class SchedulerTimers:
+    """Timers on a BackgroundScheduler: `default` for quick jobs, `io` for jobs that do I/O.
+
+    APScheduler 3 plans on the wall clock: stepped back (NTP after a suspend, `date -s`),
+    every job would wait out the step, the watchdog ping included (systemd would kill the
+    agent); stepped forward, every job would fire at once. A thread that sleeps on the
+    monotonic clock notices a step within a second and moves every job by it, so each
+    waits what was left of its wait (`clock.stepped`)."""
+
+    def __init__(
+        self,
+        io_threads: int = 4,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        watch_s: float | None = CLOCK_WATCH_S,  # None: no watch (a test calls check_clock)
+    ) -> None:
         self._ids = count()
         self._scheduler = BackgroundScheduler(
             executors={"default": JobPool(4), "io": JobPool(io_threads)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
+        self._wall, self._monotonic = wall, monotonic
+        self._offset = wall() - monotonic()
+        self._stop = threading.Event()
+        self._watch_s = watch_s
+        self._watch: threading.Thread | None = None
 
     def now(self) -> float:
         return time.time()
 
     def start(self) -> None:
         self._scheduler.start()
+        if self._watch_s is not None:
+            self._watch = threading.Thread(target=self._watch_clock, name="clock", daemon=True)
+            self._watch.start()
 
     def shutdown(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.join(5)
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+
+    def _watch_clock(self) -> None:
+        while not self._stop.wait(self._watch_s or CLOCK_WATCH_S):
+            self.check_clock()
+
+    def check_clock(self) -> float:
+        """Move every job by the wall clock's step since the last look; the step (0.0: none)."""
+        offset = self._wall() - self._monotonic()
+        step, self._offset = offset - self._offset, offset
+        if abs(step) < CLOCK_STEP_S:
+            return 0.0  # a slew (at most 0.5 ms a second), or nothing
+        moved = 0
+        for job in self._scheduler.get_jobs():
+            if job.next_run_time is not None:
+                with contextlib.suppress(JobLookupError):
+                    job.modify(next_run_time=job.next_run_time + timedelta(seconds=step))
+                    moved += 1
+        log_event(
+            log,
+            logging.WARNING,
+            "clock.stepped",
+            "the wall clock stepped; every timer keeps what was left of its wait",
+            step_s=round(step, 3),
+            timers=moved,
+        )
+        return step
 
     def call_later(
         self, delay_s: float, fn: Callable[..., Any], *args: Any, io: bool = False

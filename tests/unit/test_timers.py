@@ -66,3 +66,44 @@ def test_a_service_joining_an_interval_ticks_at_its_next_tick():
     every.remove("db")
     every.remove("db")  # twice: nothing to do
     assert every.intervals() == {10.0: 1}
+
+
+def test_a_clock_step_moves_every_timer_so_each_keeps_what_was_left_of_its_wait():
+    """A real scheduler. The wall clock steps back an hour: to the scheduler, every job's
+    next run is an hour away (the watchdog ping too). The step is noticed (the wall clock
+    against the monotonic one) and every job moved back by it: a 0.2 s periodic job fires
+    again within its interval and keeps firing; a slew of 0.1 s moves nothing."""
+    import threading
+    import time
+    from datetime import timedelta
+
+    from supervisor.timers import SchedulerTimers
+
+    step = {"s": 0.0}
+    timers = SchedulerTimers(wall=lambda: time.time() + step["s"], watch_s=None)
+    fired, again = [], threading.Event()
+
+    def tick() -> None:
+        fired.append(time.monotonic())
+        if len(fired) >= 3:
+            again.set()
+
+    timers.start()
+    try:
+        timers.every(0.2, tick, first_s=3600.0)  # as if the clock had just stepped back
+        later = timers.call_later(7200.0, lambda: None)  # an hour left after the step
+        once = timers._scheduler.get_job(later._id)
+        planned = once.next_run_time
+        step["s"] = 0.1
+        assert timers.check_clock() == 0.0  # a slew
+        assert timers._scheduler.get_job(once.id).next_run_time == planned
+        step["s"] = -3600.0
+        stepped_at = time.monotonic()
+        assert round(timers.check_clock(), 3) == -3600.1
+        assert again.wait(5), "the periodic job stalled"
+        assert fired[0] - stepped_at < 1.0
+        moved = timers._scheduler.get_job(once.id).next_run_time
+        assert abs((planned - moved) - timedelta(seconds=3600.1)) < timedelta(seconds=0.05)
+        later.cancel()
+    finally:
+        timers.shutdown()
