@@ -606,7 +606,7 @@ def test_pressure_before_the_first_listing_does_not_make_the_agent_ready():
 
 
 def test_timed_out_checks_wait_out_host_pressure_while_failed_ones_heal():
-    world = quiet_world()
+    world = quiet_world(max_defer_s=3600.0)  # the bound is not what this is about
     world.host = PRESSED
     [started] = run_until(world, "pressure.started", within_s=5)
     assert started["why"] == ["cpu"] and started["heal_concurrency"] == 1

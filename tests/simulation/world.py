@@ -122,8 +122,10 @@ class World:
         saved: Saved | None = None,
         connect_after_s: float | None = None,
         depends: bool | None = None,
+        max_defer_s: float | None = None,
     ) -> None:
         self.seed = seed
+        self.max_defer_s = MAX_DEFER_S if max_defer_s is None else max_defer_s
         self.steps = steps
         self.faults = faults
         self.rng = random.Random(seed)
@@ -298,7 +300,7 @@ class World:
             heal_concurrency=CONCURRENCY,
             relist_s=20,
             parts=parts,
-            pressure=Thresholds(max_defer_s=MAX_DEFER_S),
+            pressure=Thresholds(max_defer_s=self.max_defer_s),
         )
         # When each service's row was last built: `status` is compared as of then.
         self.row_at: dict[str, float] = {}
@@ -1017,7 +1019,7 @@ class World:
         if c is None or not c.running or not c.timing_out:
             return
         began = self.timing_since.get(cid)
-        if began is None or now - began >= MAX_DEFER_S:
+        if began is None or now - began >= self.max_defer_s:
             return  # deferred as long as it may be: healed now, pressure or not
         health_timed_out = c.has_health and c.health == "unhealthy"
         probe = worker.policy.check.probe is not None and not c.probe_ok
