@@ -580,10 +580,8 @@ class Engine:
     def stop(self, container: ContainerInfo, timeout_s: int | None) -> None:
         """Stop gracefully, SIGKILL after `timeout_s` (None: the container's own StopTimeout,
         which the engine applies). The request waits as long as the stop may take."""
-        # docker-py adds the timeout it is given (10 s when none) to the HTTP timeout.
-        kwargs = {} if timeout_s is None else {"timeout": max(0, int(timeout_s))}
         with self.acting_on((container.id,)):
-            self._call("stop", container.id, **kwargs)
+            self._call("stop", container.id, **_timeout_kwargs(timeout_s))
 
     def start(self, container: ContainerInfo) -> None:
         with self.acting_on((container.id,), stopping=False):
@@ -592,12 +590,17 @@ class Engine:
     def restart(self, container: ContainerInfo, timeout_s: int | None) -> None:
         """The engine's own restart: stop (SIGKILL after `timeout_s`, None: the container's
         own) and start in one call. A `--rm` container survives it; a stop would remove it."""
-        kwargs = {} if timeout_s is None else {"timeout": max(0, int(timeout_s))}
         with self.acting_on((container.id,)):
-            self._call("restart", container.id, **kwargs)
+            self._call("restart", container.id, **_timeout_kwargs(timeout_s))
 
     def close(self) -> None:
         self._forget_client()
+
+
+def _timeout_kwargs(timeout_s: int | None) -> dict[str, int]:
+    """A stop's or restart's timeout for docker-py, which adds it (10 s when none is given)
+    to the request's HTTP timeout; none given, the engine applies the container's own."""
+    return {} if timeout_s is None else {"timeout": max(0, int(timeout_s))}
 
 
 def _from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
@@ -630,9 +633,7 @@ def _from_inspect(data: Mapping[str, Any]) -> ContainerInfo:
         network_mode=host.get("NetworkMode") or None,
         created=_parse_time(data.get("Created")) or 0.0,
         health_check_s=_health_check_s(config.get("Healthcheck")),
-        stop_timeout_s=stop_timeout
-        if isinstance(stop_timeout, int) and stop_timeout >= 0
-        else None,
+        stop_timeout_s=stop_timeout,
         auto_remove=bool(host.get("AutoRemove")),
     )
 

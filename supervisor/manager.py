@@ -221,6 +221,7 @@ class ServiceManager:
         return max(waits, default=stop_wait_s(None, None))
 
     def _project_containers(self, container: ContainerInfo | None) -> list[ContainerInfo]:
+        """Every container of its project, as the engine lists them now."""
         project = self._project(container)
         if not project:
             return [container] if container is not None else []
@@ -233,16 +234,13 @@ class ServiceManager:
     def project_neighbours(self, container: ContainerInfo | None) -> list[ContainerInfo]:
         """What a `scope: project` heal stops besides the service's own container: every
         other container of its project (none for the other scopes)."""
-        project = self._project(container)
-        if self.policy.heal.scope != "project" or not project:
+        if self.policy.heal.scope != "project" or not self._project(container):
             return []
         own = container.id if container is not None else None
         return [
             c
-            for c in self.engine.containers_now()
-            if c.labels.get(LABEL_COMPOSE_PROJECT) == project
-            and c.id != own
-            and c.labels.get(LABEL_COMPOSE_ONEOFF) != "True"
+            for c in self._project_containers(container)
+            if c.id != own and c.labels.get(LABEL_COMPOSE_ONEOFF) != "True"
         ]
 
     def state_of(self, container: ContainerInfo | None) -> dict[str, Any] | None:
