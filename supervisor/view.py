@@ -166,9 +166,10 @@ class ContainerView:
         self._kill_pending: set[str] = set()
         # Stops by hand an earlier agent saw hold from the start, until the container runs.
         self._manual_stop: dict[str, float] = dict.fromkeys(manual_stops, 0.0)
-        # Own actions: [holders now, own until]; overlapping holders do not end each other.
-        self._own_ids: dict[tuple[str, str], list[float]] = {}
-        self._own_projects: dict[tuple[str, str], list[float]] = {}
+        # Own actions, by container (or compose service, or project) and kind: the blocks
+        # under way, and the windows of those that ended.
+        self._own_ids: dict[tuple[str, str], _Own] = {}
+        self._own_projects: dict[tuple[str, str], _Own] = {}
         # Containers whose inspect the engine refuses or never answers (an authorization
         # plugin, a filtering proxy, a process in D state): shown unknown, said once.
         self._unreadable: set[str] = set()
@@ -236,23 +237,22 @@ class ContainerView:
         kind = STOPPING if stopping else STARTING
         marks = [(bag, (key, kind)) for bag, key in keys]
         with self._changed:
+            began = self._clock()
             if not stopping:
                 # A stop stamped after the agent's own start began is not the agent's.
-                began = self._clock()
                 for bag, key in keys:
                     stop = bag.get((key, STOPPING))
-                    if stop is not None and stop[0] == 0:
-                        stop[1] = min(stop[1], began)
+                    if stop is not None and stop.holders == 0:
+                        stop.end_by(began)
             for bag, key in marks:
-                bag.setdefault(key, [0, 0.0])[0] += 1
+                bag.setdefault(key, _Own()).enter(began)
         try:
             yield
         finally:
-            until = self._clock() + OWN_EVENT_GRACE_S
             with self._changed:
+                now = self._clock()
                 for bag, key in marks:
-                    mark = bag.setdefault(key, [1, 0.0])
-                    mark[0], mark[1] = max(0, mark[0] - 1), max(mark[1], until)
+                    bag.setdefault(key, _Own()).leave(now, OWN_EVENT_GRACE_S)
 
     def _is_own(self, container_id: str, container: Any | None, at: float, verb: str) -> bool:
         """Whether an event stamped `at` (by the engine) is the agent's doing."""
@@ -266,7 +266,7 @@ class ContainerView:
                 self._own_projects.get((project, kind)),
                 self._own_projects.get((_service_key(project, service), kind)),
             ):
-                if mark is not None and (mark[0] > 0 or mark[1] >= at):
+                if mark is not None and mark.covers(at):
                     return True
         return False
 
@@ -571,6 +571,42 @@ class ContainerView:
                 error=f"{type(e).__name__}: {e}",
                 action=change.action,
             )
+
+
+class _Own:
+    """When the agent's own blocks of one kind on one key ran: an event is the agent's if
+    the engine stamped it while one ran, or within the grace after one ended, and not
+    before it began (an operator's stop an instant before the agent's is theirs, however
+    late its event arrives). Windows older than a minute are forgotten."""
+
+    KEEP_S = 60.0
+    SLACK_S = 0.001  # the engine's stamps, read to the nanosecond, against a float clock
+
+    def __init__(self) -> None:
+        self.holders = 0
+        self.since = 0.0  # when the blocks under way began
+        self.windows: list[list[float]] = []  # [began, own until] of blocks that ended
+
+    def enter(self, now: float) -> None:
+        if self.holders == 0:
+            self.since = now
+        self.holders += 1
+
+    def leave(self, now: float, grace_s: float) -> None:
+        self.holders = max(0, self.holders - 1)
+        if self.holders == 0:
+            self.windows = [w for w in self.windows if w[1] >= now - self.KEEP_S]
+            self.windows.append([self.since, now + grace_s])
+
+    def end_by(self, at: float) -> None:
+        """Nothing stamped from `at` on is of the blocks that ended (a start began then)."""
+        for window in self.windows:
+            window[1] = min(window[1], at)
+
+    def covers(self, at: float) -> bool:
+        if self.holders > 0 and at >= self.since - self.SLACK_S:
+            return True
+        return any(began - self.SLACK_S <= at <= until for began, until in self.windows)
 
 
 def _service_key(project: str, service: str) -> str:

@@ -280,6 +280,46 @@ def test_own_events_are_judged_by_the_engines_timestamps(setup):
     assert view.is_manual_stop("a")
 
 
+def test_a_stop_stamped_before_the_agents_own_began_is_an_operators(setup):
+    """An operator stops the container an instant before the agent's heal sends its stop
+    (which finds it down already); the operator's stop event arrives while the agent's
+    stop runs, or in its grace: stamped before the agent's began, it is theirs."""
+    view, _, clock, seen = setup
+    by_hand_at = clock.now
+    clock.now += 0.5
+    with view.acting_on(("a",)):
+        view.apply(event("a", "stop", at=by_hand_at))
+        clock.now += 0.1
+    assert seen[-1].by_agent is False and view.is_manual_stop("a")
+    # After an idle spell the next block is judged from its own start, not the first's.
+    view.apply(event("a", "start", at=clock.now))
+    clock.now += 60
+    again_at = clock.now
+    clock.now += 0.5
+    with view.acting_on(("a",)):
+        clock.now += 0.1
+    view.apply(event("a", "stop", at=again_at))  # late, inside the grace, yet before it
+    assert seen[-1].by_agent is False and view.is_manual_stop("a")
+
+
+def test_a_late_event_of_an_earlier_own_stop_stays_the_agents_after_a_new_one(setup):
+    """A dependent's restart (stop, start) and, 0.8 s later, the container's own heal stops
+    it again; the first stop's event arrives only after that: it is still the agent's."""
+    view, _, clock, seen = setup
+    first = clock.now
+    with view.acting_on(("a",)):
+        clock.now += 0.01
+    with view.acting_on(("a",), stopping=False):
+        clock.now += 0.01
+    clock.now += 0.8
+    with view.acting_on(("a",)):
+        view.apply(event("a", "stop", at=first + 0.005))  # the restart's, late
+        view.apply(event("a", "stop", at=clock.now))  # the heal's
+        clock.now += 0.1
+    assert [e.by_agent for e in seen[-2:]] == [True, True]
+    assert not view.is_manual_stop("a")
+
+
 def test_compose_project_actions_cover_every_container_of_the_project():
     source, seen = FakeSource(), []
     view = ContainerView(source, on_event=seen.append, clock=Clock())
