@@ -26,6 +26,7 @@ from .engine import (
     find_dependents,
     observe_in,
     parse_finished_at,
+    parse_started_at,
     was_down_before,
 )
 from .errors import ContainerGone, SupervisorError
@@ -50,8 +51,13 @@ STOP_SLACK_S = 1e-6
 def stopped_by_agent(state: Mapping[str, Any] | None, intent: Intent) -> bool:
     """Whether the stop an intent stands for explains the container being down: it finished
     after the first stop still owed was sent and, once that stop returned, no later (a stop
-    that failed, then an operator's or a crash, is not the agent's)."""
+    that failed, then an operator's or a crash, is not the agent's); and it has not run
+    since that stop (a start after it fulfilled the intent, whoever made it, even one the
+    state file could not be told of: what took it down later is not the agent's stop)."""
     if state is None or state.get("Running") or was_down_before(state, intent.owed_since):
+        return False
+    started = parse_started_at(state)
+    if started is not None and started > intent.owed_since + STOP_SLACK_S:
         return False
     finished = parse_finished_at(state)
     return intent.until is None or finished is None or finished <= intent.until + STOP_SLACK_S

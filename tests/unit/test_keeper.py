@@ -270,3 +270,21 @@ def test_keeper_rounds_never_overlap_and_one_asked_meanwhile_runs_after(caplog):
     assert log_of[2:] == [(False, 1), (False, 1), (False, 1)]
     said = [r.levelname for r in caplog.records if getattr(r, "event", None) == "keeper.error"]
     assert said == ["ERROR", "DEBUG"]
+
+
+def test_an_intent_the_disk_kept_after_its_start_does_not_own_a_later_exit():
+    """A project heal's neighbour stopped at 5, started again at 6 (the save that would have
+    ended the intent failed: a full disk, then the agent restarted), crashed at 9: the
+    intent read back, with no `until`, is not the agent's to start, a start having come
+    after its stop."""
+    owed = intent(PROJECT, "k1")  # at 5; until None: never told the stop returned
+    crashed = {
+        "Running": False,
+        "StartedAt": "1970-01-01T00:00:06Z",
+        "FinishedAt": "1970-01-01T00:00:09Z",
+    }
+    assert not stopped_by_agent(crashed, owed)
+    assert judge(owed, crashed, taken_over=False, may_act=True) == DONE
+    # Never started since its stop: still the agent's to start.
+    down = {"Running": False, "StartedAt": "1970-01-01T00:00:01Z", **DOWN_AT_6}
+    assert stopped_by_agent(down, owed)
