@@ -257,7 +257,8 @@ class Agent:
             why = dependency_down(dependency)
             found = dependency.container
             if found is not None:
-                if why is not None and self.view.is_manual_stop(found.id):
+                if self.view.is_manual_stop(found.id):
+                    # Its stop was seen, even if its die was not (yet): down by hand.
                     why = "stopped by hand"
                 why = why or self.board.waited_for(found.id)
             if why is not None:

@@ -719,6 +719,26 @@ def test_a_service_is_not_healed_while_what_it_needs_is_down_and_is_looked_at_wh
     assert not world.violations
 
 
+def test_a_dependency_whose_stop_was_seen_but_not_its_die_is_waited_for():
+    """db is stopped by hand; its die event is lost, its stop event arrives: the view still
+    holds db running, but its stop by hand was seen. web, unhealthy, waits for it."""
+    world = quiet_world(depends=True)
+    db = world.cid("db")
+    world.engine.do_stop(db, "operator")
+    world.engine.events = type(world.engine.events)(
+        e for e in world.engine.events if not (e["id"] == db and e["Action"] == "die")
+    )
+    world.run_for(0.5)
+    assert world.agent.view.get(db).state["Running"]  # what the view holds: no die
+    assert world.agent.view.is_manual_stop(db)
+    break_it(world, "web")
+    world.run_for(15)  # three checks of web's (every 5 s)
+    assert len(world.log.events("service.status", service="web", reason="dependency_down")) >= 1
+    assert world.agent.board.row("web")["next_action"] == "wait: for db (stopped by hand)"
+    assert world.agent_actions("web", "stop") == []
+    assert not world.violations
+
+
 def test_a_give_up_ends_once_what_it_needed_is_healthy_again():
     world = quiet_world(depends=True)
     break_it(world, "web")
