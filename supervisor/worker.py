@@ -343,7 +343,9 @@ class Worker:
         needs = self.needs(seen)
         waiting, waited_id, healthy = needs
         self.ctx.wait_on(self.service, None if seen.is_healthy else waited_id)
-        if waiting is not None and self.tracker.gave_up:
+        if waiting is not None and self.tracker.gave_up and self._down(waited_id):
+            # What it needs went down: its failures may have been for want of it. (Held
+            # or given up while running is no reason to doubt the give-up.)
             self.gave_up_waiting = True
         if not (self.gave_up_waiting and healthy):
             return needs
@@ -358,6 +360,14 @@ class Worker:
             why="dependency_back",
         )
         return needs
+
+    def _down(self, container_id: str | None) -> bool:
+        """Whether a container it needs is down (gone, not running, or stopped by hand)."""
+        view = self.ctx.view
+        found = view.get(container_id) if container_id else None
+        if found is None:
+            return True
+        return not (found.state or {}).get("Running") or view.is_manual_stop(found.id)
 
     def _note_timeout(self, seen: Observation, now: float) -> None:
         """Tell the guard once when the checks start timing out (it counts storms)."""

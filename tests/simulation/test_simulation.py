@@ -767,6 +767,22 @@ def test_a_give_up_stands_when_nothing_it_needs_went_down():
     assert not world.violations
 
 
+def test_a_give_up_stands_when_what_it_needs_was_only_held():
+    """db paused (held) and resumed while web has given up: db never went down, so web's
+    failures were its own, and its give-up stands."""
+    world = quiet_world(depends=True)
+    break_it(world, "web")
+    assert run_until(world, "heal.gave_up", within_s=90, service="web")
+    world._command("pause", "db")
+    world.run_for(6)
+    assert world.agent.board.row("web")["next_action"] == "wait: for db (held)"
+    world._command("resume", "db")
+    world.run_for(12)  # web looked at when db's row changed, and at two more checks
+    assert world.agent.board.row("web")["reason"] == "gave_up"
+    assert world.log.events("heal.reset", service="web") == []
+    assert not world.violations
+
+
 def test_a_hold_taken_before_the_engine_answered_outlives_a_kill():
     world = World(seed=7, faults=False, connect_after_s=30.0)
     world.run_for(1)
