@@ -504,7 +504,9 @@ def run_probe_on(engine: SimEngine) -> Callable[..., ProbeResult]:
         c = engine.containers.get(container.id)
         ok = c is not None and c.running and c.probe_ok
         if not ok and c is not None and c.running and c.timing_out:
+            engine.world.timeout_told.add(container.id)
             return ProbeResult(False, "timed out after 1s", timed_out=True)
+        engine.world.timeout_told.discard(container.id)
         return ProbeResult(ok, None if ok else "simulated probe failure")
 
     return run

@@ -211,6 +211,7 @@ class World:
         self.pressure_faults = policies is None and seed % 4 == 3
         self.pressed_at: float | None = None  # since when the world's host is pressed
         self.timing_since: dict[str, float] = {}  # when its checks were made to time out
+        self.timeout_told: set[str] = set()  # ...and the agent was told so, last
         if policies is None and "tagged" in self.policies:
             for name, labels in SELECTED.items():
                 cid = f"{name}-{seed}".ljust(12, "0")
@@ -485,6 +486,10 @@ class World:
         with self._io():
             self.agent.view.apply(event)
         c = self.engine.containers.get(event["id"])
+        if event["Action"] == "health_status: unhealthy" and c and c.running and c.timing_out:
+            self.timeout_told.add(event["id"])  # the agent was told of checks timing out
+        elif event["Action"] in ("start", "die", "health_status: healthy"):
+            self.timeout_told.discard(event["id"])
         if event["Action"] in ("die", "stop") and c is not None and not c.running:
             self.down_told.add(event["id"])
 
@@ -1007,8 +1012,9 @@ class World:
 
     def _check_deferral(self, worker: Any, decided: int) -> None:
         """No heal is decided for a service whose checks (Docker's or the agent's probe)
-        the world makes time out, on a host the world has pressed for longer than the agent
-        takes to read it, until MAX_DEFER_S after they began to time out."""
+        the world makes time out and last told the agent so (an event, a probe's answer), on
+        a host the world has pressed for longer than the agent takes to read it, until
+        MAX_DEFER_S after they began to time out."""
         if len(self.log.events("heal.started")) == decided or self.pressed_at is None:
             return
         now = self.timers.now()
@@ -1016,7 +1022,7 @@ class World:
             return  # not read yet (by this agent): it cannot know
         cid = next((c for c, s in self.owner.items() if s == worker.service), None)
         c = self.engine.containers.get(cid) if cid else None
-        if c is None or not c.running or not c.timing_out:
+        if c is None or not c.running or not c.timing_out or cid not in self.timeout_told:
             return
         began = self.timing_since.get(cid)
         if began is None or now - began >= self.max_defer_s:
