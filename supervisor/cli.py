@@ -30,7 +30,7 @@ from .errors import (
     UsageError,
 )
 from .gate import HELD_FOREVER
-from .logs import log_event, setup_logging, stream_is_journal
+from .logs import SaidOnce, log_event, setup_logging, stream_is_journal
 from .policy import Policy, load_notify_file, load_policies, load_policy_dir, parse_duration
 
 EXIT_OK = 0
@@ -461,7 +461,7 @@ def _serve(agent: Any, args: argparse.Namespace, state_dir: Path) -> None:
     from .state import answer_command, pending_commands
 
     taken: set[Path] = set()
-    told: dict[str, str] = {}  # part -> the error last said of it
+    told: dict[str, SaidOnce] = {}  # what each part raised, said once per cause
 
     def guarded(part: str, step: Callable[[], None]) -> None:
         """One part of a beat; what it raises (a policy file replaced while read,
@@ -470,16 +470,9 @@ def _serve(agent: Any, args: argparse.Namespace, state_dir: Path) -> None:
         try:
             step()
         except Exception as e:
-            text = f"{type(e).__name__}: {e}"
-            log_event(
-                logging.getLogger("supervisor.cli"),
-                logging.ERROR if told.get(part) != text else logging.DEBUG,
-                "agent.loop_error",
-                f"{part} failed; the agent goes on as it was",
-                part=part,
-                error=text,
-            )
-            told[part] = text
+            what = f"{part} failed; the agent goes on as it was"
+            said = told.setdefault(part, SaidOnce())
+            said.say(logging.getLogger("supervisor.cli"), "agent.loop_error", what, e, part=part)
         else:
             told.pop(part, None)
 

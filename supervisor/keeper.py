@@ -32,7 +32,7 @@ from .engine import (
 from .errors import ContainerGone, SupervisorError
 from .healing import compute_backoff_delay_s
 from .journal import COMPOSE, CONTAINER, DEPENDENT, PROJECT, Intent, Journal
-from .logs import log_event
+from .logs import SaidOnce, log_event
 from .manager import describe_error
 from .policy import BackoffPolicy
 
@@ -159,7 +159,7 @@ class Rounds:
         self._lock = threading.Lock()
         self._running = False
         self._asked = 0  # 0: nothing; 1: a round; 2: an eager round
-        self._told: str | None = None
+        self._told = SaidOnce()
 
     def ask(self, eager: bool = False) -> None:
         with self._lock:
@@ -176,15 +176,8 @@ class Rounds:
             try:
                 self._run(asked == 2)
             except Exception as e:
-                text = f"{type(e).__name__}: {e}"
-                log_event(
-                    log,
-                    logging.ERROR if text != self._told else logging.DEBUG,
-                    "keeper.error",
-                    "a round of starting what the agent stopped raised; the next one runs",
-                    error=text,
-                )
-                self._told = text
+                what = "a round of starting what the agent stopped raised; the next one runs"
+                self._told.say(log, "keeper.error", what, e)
 
 
 def finish_due_intents(

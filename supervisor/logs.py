@@ -161,3 +161,23 @@ def log_event(logger: logging.Logger, level: int, event: str, message: str, **fi
     extra = {k: v for k, v in fields.items() if v is not None}
     extra["event"] = event
     logger.log(level, message, extra=extra)
+
+
+class SaidOnce:
+    """A fault said once per cause: the first time at `level`, the same again at debug,
+    until `clear()` (it is over) or another cause comes."""
+
+    def __init__(self, level: int = logging.ERROR) -> None:
+        self._level = level
+        self._told: str | None = None
+
+    def say(
+        self, logger: logging.Logger, event: str, message: str, error: BaseException, **fields: Any
+    ) -> None:
+        text = f"{type(error).__name__}: {error}"
+        level = self._level if text != self._told else logging.DEBUG
+        log_event(logger, level, event, message, error=text, **fields)
+        self._told = text
+
+    def clear(self) -> None:
+        self._told = None

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from .errors import ContainerGone, EngineError, EngineUnreachable
-from .logs import log_event
+from .logs import SaidOnce, log_event
 
 log = logging.getLogger("supervisor.view")
 
@@ -173,7 +173,7 @@ class ContainerView:
         # Containers whose inspect the engine refuses or never answers (an authorization
         # plugin, a filtering proxy, a process in D state): shown unknown, said once.
         self._unreadable: set[str] = set()
-        self._malformed_told: str | None = None  # the fault of the last unreadable event
+        self._malformed = SaidOnce(logging.WARNING)  # events it cannot read
         self._synced = False
         self._reported: bool | None = None
         self._stopping = threading.Event()
@@ -471,16 +471,8 @@ class ContainerView:
         try:
             return self._apply(event)
         except Exception as e:
-            text = f"{type(e).__name__}: {e}"
-            log_event(
-                log,
-                logging.WARNING if text != self._malformed_told else logging.DEBUG,
-                "view.event_malformed",
-                "an event the agent cannot read was skipped",
-                error=text,
-                raw=repr(event)[:200],
-            )
-            self._malformed_told = text
+            what = "an event the agent cannot read was skipped"
+            self._malformed.say(log, "view.event_malformed", what, e, raw=repr(event)[:200])
             return None
 
     def _apply(self, event: Mapping[str, Any]) -> ViewEvent | None:

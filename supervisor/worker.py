@@ -23,7 +23,7 @@ from .engine import REFUSALS, Observation, discover, observe_in, refusal_for
 from .gate import WATCH_ONLY, WHY_HOST_PRESSURE, WHY_NOT_OURS, Facts, may_heal
 from .journal import Journal, compose_key
 from .liveness import EngineHealth
-from .logs import log_event
+from .logs import SaidOnce, log_event
 from .manager import ServiceManager
 from .messages import EffectDone, Look, NewPolicy, Operator, Remove, Shutdown, SlotGranted, Wake
 from .policy import Policy
@@ -107,7 +107,7 @@ class Worker:
         # Given up, and since then something it needs was down: once that is healthy
         # again, the give-up ends (the stack came back; it deserves a fresh try).
         self.gave_up_waiting = False
-        self.raised_told: str | None = None  # the error last said of a look that raised
+        self.raised = SaidOnce()  # what handling a message raised, said once per cause
         if saved:
             self._restore(saved)
 
@@ -139,7 +139,7 @@ class Worker:
             self._raised(message, e)
             return
         if isinstance(message, Look):
-            self.raised_told = None
+            self.raised.clear()
 
     def _raised(self, message: Any, error: Exception) -> None:
         """Handling `message` raised. A heal under way ends, starting again what it
@@ -149,17 +149,11 @@ class Worker:
         if cycle is not None and not cycle.broken:
             cycle.raised(error)
         else:
-            text = f"{type(error).__name__}: {error}"
-            log_event(
-                log,
-                logging.ERROR if text != self.raised_told else logging.DEBUG,
-                "worker.error",
-                "handling a message raised; the service goes on",
-                service=self.service,
-                handling=type(message).__name__,
-                error=text,
+            what = "handling a message raised; the service goes on"
+            handling = type(message).__name__
+            self.raised.say(
+                log, "worker.error", what, error, service=self.service, handling=handling
             )
-            self.raised_told = text
         self.publish()  # the row says what is known now, not what the broken step left
 
     def _handle(self, message: Any) -> None:
