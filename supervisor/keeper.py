@@ -52,12 +52,13 @@ def stopped_by_agent(state: Mapping[str, Any] | None, intent: Intent) -> bool:
     """Whether the stop an intent stands for explains the container being down: it finished
     after the first stop still owed was sent and, once that stop returned, no later (a stop
     that failed, then an operator's or a crash, is not the agent's); and it has not run
-    since that stop (a start after it fulfilled the intent, whoever made it, even one the
-    state file could not be told of: what took it down later is not the agent's stop)."""
+    since the last stop it stands for was sent (a start after that fulfilled the intent,
+    whoever made it, even one the state file could not be told of: what took it down later
+    is not the agent's stop; a start before it, the agent's next stop took down again)."""
     if state is None or state.get("Running") or was_down_before(state, intent.owed_since):
         return False
     started = parse_started_at(state)
-    if started is not None and started > intent.owed_since + STOP_SLACK_S:
+    if started is not None and started > intent.at + STOP_SLACK_S:
         return False
     finished = parse_finished_at(state)
     return intent.until is None or finished is None or finished <= intent.until + STOP_SLACK_S

@@ -288,3 +288,8 @@ def test_an_intent_the_disk_kept_after_its_start_does_not_own_a_later_exit():
     # Never started since its stop: still the agent's to start.
     down = {"Running": False, "StartedAt": "1970-01-01T00:00:01Z", **DOWN_AT_6}
     assert stopped_by_agent(down, owed)
+    # First stopped at 2 (its start failed), started by an operator at 4, stopped again by
+    # the agent's next attempt at 5: that stop took it down, and it is owed.
+    again = replace(owed, since=2.0)
+    down_again = {"Running": False, "StartedAt": "1970-01-01T00:00:04Z", **DOWN_AT_6}
+    assert stopped_by_agent(down_again, again)
