@@ -30,12 +30,14 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import docker
 import psutil
 from harness import (
     DEFAULT_AGENT,
+    SECOND_NS,
     Agent,
     EventLog,
     client_with_image,
@@ -49,8 +51,10 @@ def inject(container) -> None:
     container.exec_run(["rm", "-f", "/tmp/healthy"])
 
 
-def measure_agent(client, events: EventLog, containers, failures: int) -> tuple[list, list]:
-    reactions, recoveries = [], []
+def measure_agent(
+    client, events: EventLog, containers, failures: int
+) -> tuple[list, list, list[tuple[str, int, int]]]:
+    reactions, recoveries, marks = [], [], []
     for i in range(failures):
         c = containers[i % len(containers)]
         mark = time.time_ns()
@@ -60,8 +64,41 @@ def measure_agent(client, events: EventLog, containers, failures: int) -> tuple[
         acted = events.first(c.id, {"kill", "stop"}, bad["timeNano"])
         if acted is not None:
             reactions.append((acted["timeNano"] - bad["timeNano"]) / 1e9)
+            marks.append((c.name, bad["timeNano"], acted["timeNano"]))
         recoveries.append((good["timeNano"] - bad["timeNano"]) / 1e9)
-    return reactions, recoveries
+    return reactions, recoveries, marks
+
+
+def stages(agent: Agent, marks: list[tuple[str, int, int]]) -> dict[str, list[float]]:
+    """Where docker-supervisor's reaction goes, from its own log: the unhealthy event to its
+    decision (`heal.started`: the event read, the container inspected, the worker's look),
+    to the cycle's stop asked for (`heal.stopping`), to the engine's kill (the effects
+    pool, the intent written to the state file, the API call)."""
+    found: dict[str, list[float]] = {"event -> decision": [], "decision -> stopping": []}
+    found["stopping -> kill"] = []
+    for name, bad_ns, kill_ns in marks:
+        started = [
+            line
+            for line in agent.lines("heal.started", container=name)
+            if _ns(line) >= bad_ns - SECOND_NS
+        ]
+        stopping = [
+            line
+            for line in agent.lines("heal.stopping", container=name)
+            if _ns(line) >= bad_ns - SECOND_NS
+        ]
+        if not started or not stopping:
+            continue
+        decided, asked = _ns(started[0]), _ns(stopping[0])
+        found["event -> decision"].append((decided - bad_ns) / 1e9)
+        found["decision -> stopping"].append((asked - decided) / 1e9)
+        found["stopping -> kill"].append((kill_ns - asked) / 1e9)
+    return found
+
+
+def _ns(line: dict) -> int:
+    at = datetime.fromisoformat(line["timestamp"])
+    return int(at.timestamp()) * SECOND_NS + at.microsecond * 1000
 
 
 def measure_floor(
@@ -151,12 +188,14 @@ def main() -> int:
         created += containers
         wait_healthy(client, containers)
         write_policies(work / "policies", containers, args.pause, "60s")
-        agent = Agent(args.agent_cmd, work / "policies", work / "state")
+        log = work / "agent.log"
+        agent = Agent(args.agent_cmd, work / "policies", work / "state", log=log)
         time.sleep(3)
         try:
-            reactions, recoveries = measure_agent(client, events, containers, args.failures)
+            reactions, recoveries, marks = measure_agent(client, events, containers, args.failures)
         finally:
             agent.stop()
+        where = stages(agent, marks)
         wait_healthy(client, containers)
         floor_reactions, floor = measure_floor(
             client, events, containers, args.failures, args.pause
@@ -197,9 +236,14 @@ def main() -> int:
     print(row("recovery, MTTR (unhealthy -> healthy)", recoveries, "s"))
     print(row("floor reaction (the harness itself)", floor_reactions, "ms", 1000))
     print(row("floor recovery (same cycle by hand)", floor, "s"))
+    if reactions and floor_reactions:
+        ratio = statistics.median(reactions) / statistics.median(floor_reactions)
+        print(f"| reaction / floor reaction (medians) | {ratio:.3f} | | | ratio | |")
     if recoveries and floor:
         ratio = statistics.median(recoveries) / statistics.median(floor)
         print(f"| MTTR / floor (medians) | {ratio:.3f} | | | ratio | |")
+    for stage, values in where.items():
+        print(row(f"reaction, {stage} (from the agent's log)", values, "ms", 1000))
     for count, f in footprint.items():
         calls = "n/a" if f["api_calls_per_min"] is None else f"{f['api_calls_per_min']:.1f}"
         print(
