@@ -99,7 +99,9 @@ def run_probe(probe: ProbePolicy, container: ContainerInfo, engine: Engine) -> P
         if code == 0:
             return ProbeResult(True)
         return ProbeResult(False, f"exec {' '.join(probe.command)}: exit code {code}: {output}")
-    except (requests.Timeout, TimeoutError, ExecTimedOut):
+    except ExecTimedOut as e:  # it says what it ran
+        return ProbeResult(False, str(e), timed_out=True)
+    except (requests.Timeout, TimeoutError):
         return ProbeResult(False, f"timed out after {probe.timeout_s:g}s", timed_out=True)
     except Exception as e:  # any failure (a name no resolver takes, too) is a failed try
         return ProbeResult(False, f"{type(e).__name__}: {e}")
