@@ -39,6 +39,14 @@ class Intent:
     # When the stop returned (or failed): a container that went down later was not taken
     # down by it. None until then, or when the agent died before it could say.
     until: float | None = None
+    # The earlier stops still owed (an attempt whose start failed, then a new attempt):
+    # each [sent, returned]. A container that went down between them (after a stop that
+    # failed, before the next one) was not taken down by the agent.
+    earlier: tuple[tuple[float, float | None], ...] = ()
+
+    def stop_windows(self) -> tuple[tuple[float, float | None], ...]:
+        """When each stop it stands for ran: sent, and returned (None: not known)."""
+        return (*self.earlier, (self.at, self.until))
 
     @property
     def owed_since(self) -> float:
@@ -88,7 +96,9 @@ class Journal:
             for intent in intents:
                 earlier = self._intents.get(intent.key)
                 if earlier is not None:  # still owed: the start is owed since the first stop
-                    intent = replace(intent, since=earlier.owed_since)
+                    intent = replace(
+                        intent, since=earlier.owed_since, earlier=earlier.stop_windows()
+                    )
                 self._intents[intent.key] = intent
                 self._deferred.pop(intent.key, None)
                 if owned:
@@ -181,11 +191,20 @@ class Journal:
                     float(row["at"]),
                     None if row.get("since") is None else float(row["since"]),
                     None if row.get("until") is None else float(row["until"]),
+                    _windows(row.get("earlier")),
                 )
             except (KeyError, TypeError, ValueError, AttributeError):
                 continue
             with self._lock:
                 self._intents[intent.key] = intent
+
+
+def _windows(saved: Any) -> tuple[tuple[float, float | None], ...]:
+    """Earlier stops as saved ([sent, returned] pairs); none in a file of an older agent."""
+    return tuple(
+        (float(sent), None if returned is None else float(returned))
+        for sent, returned in (saved or ())
+    )
 
 
 def _put(into: dict[str, Any], key: str, value: Any) -> None:

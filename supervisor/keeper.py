@@ -49,9 +49,10 @@ STOP_SLACK_S = 1e-6
 
 
 def stopped_by_agent(state: Mapping[str, Any] | None, intent: Intent) -> bool:
-    """Whether the stop an intent stands for explains the container being down: it finished
-    after the first stop still owed was sent and, once that stop returned, no later (a stop
-    that failed, then an operator's or a crash, is not the agent's); and it has not run
+    """Whether the stops an intent stands for explain the container being down: it finished
+    while one of them ran, from when it was sent to when it returned (a finish after a stop
+    that failed, before the next one or after the last, is an operator's or a crash's, not
+    the agent's); and it has not run
     since the last stop it stands for was sent (a start after that fulfilled the intent,
     whoever made it, even one the state file could not be told of: what took it down later
     is not the agent's stop; a start before it, the agent's next stop took down again)."""
@@ -61,7 +62,15 @@ def stopped_by_agent(state: Mapping[str, Any] | None, intent: Intent) -> bool:
     if started is not None and started > intent.at + STOP_SLACK_S:
         return False
     finished = parse_finished_at(state)
-    return intent.until is None or finished is None or finished <= intent.until + STOP_SLACK_S
+    if finished is None:
+        return True  # the engine does not say: what the agent stopped is started again
+    # It went down while one of the stops still owed ran, not between them (a stop that
+    # failed, then a crash or an operator's stop before the next attempt's).
+    return any(
+        finished >= sent - STOP_SLACK_S
+        and (returned is None or finished <= returned + STOP_SLACK_S)
+        for sent, returned in intent.stop_windows()
+    )
 
 
 def judge(

@@ -293,3 +293,26 @@ def test_an_intent_the_disk_kept_after_its_start_does_not_own_a_later_exit():
     again = replace(owed, since=2.0)
     down_again = {"Running": False, "StartedAt": "1970-01-01T00:00:04Z", **DOWN_AT_6}
     assert stopped_by_agent(down_again, again)
+
+
+def test_a_crash_between_two_owed_stops_is_not_the_agents():
+    """A heal's stop sent at 2 failed (it returned at 2.5, the container still running);
+    the container crashed at 3; the next attempt's stop at 5 found it down. Neither stop
+    took it down: a held service's container stays down. One that went down while the
+    first stop ran was the agent's. The windows outlive a restart of the agent."""
+    journal = Journal()
+    first = Intent.for_compose("web", "w1", 2.0)
+    journal.record(first)
+    journal.stopped((first.key,), 2.5)
+    journal.record(Intent.for_compose("web", "w1", 5.0))
+    journal.stopped((first.key,), 5.2)
+    owed = journal.get(first.key)
+    assert owed.stop_windows() == ((2.0, 2.5), (5.0, 5.2)) and owed.owed_since == 2.0
+    crashed = {"Running": False, "FinishedAt": "1970-01-01T00:00:03Z"}
+    assert not stopped_by_agent(crashed, owed)
+    assert judge(owed, crashed, taken_over=False, may_act=False) == DONE  # held: left down
+    during_first = {"Running": False, "FinishedAt": "1970-01-01T00:00:02.300000Z"}
+    assert stopped_by_agent(during_first, owed)
+    again = Journal()
+    again.restore(journal.snapshot())
+    assert again.get(first.key).stop_windows() == ((2.0, 2.5), (5.0, 5.2))
