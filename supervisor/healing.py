@@ -179,6 +179,21 @@ class RestartTracker:
         times = tuple(sent_at if t == recorded_at else t for t in self.memory.restarts_at)
         self.memory = replace(self.memory, restarts_at=times)
 
+    def stop_sent_at(self, at: float) -> None:
+        """An intent on disk says an attempt's stop was sent at `at`. The row saved with it
+        holds when that attempt was decided (the last one up to then) if the agent died
+        before the stop returned: it counts from the stop, as the engine does."""
+        times = self.memory.restarts_at
+        if at in times:
+            return
+        before = [t for t in times if t < at]
+        if before:
+            decided = max(before)
+            times = tuple(at if t == decided else t for t in times)
+        else:
+            times = (*times, at)
+        self.memory = replace(self.memory, restarts_at=tuple(sorted(times)))
+
     def forget_attempt(self, recorded_at: float) -> None:
         """The attempt recorded at `recorded_at` never sent its stop: it does not count."""
         times = tuple(t for t in self.memory.restarts_at if t != recorded_at)

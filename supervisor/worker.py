@@ -21,7 +21,7 @@ from .cycle import Cycle
 from .dispatch import Dispatcher
 from .engine import REFUSALS, Observation, discover, observe_in, refusal_for
 from .gate import WATCH_ONLY, WHY_HOST_PRESSURE, WHY_NOT_OURS, Facts, may_heal
-from .journal import Journal, compose_key
+from .journal import COMPOSE, CONTAINER, Journal, compose_key
 from .liveness import EngineHealth
 from .logs import SaidOnce, log_event
 from .manager import ServiceManager
@@ -117,6 +117,9 @@ class Worker:
 
     def _restore(self, saved: dict[str, Any]) -> None:
         self.tracker.restore(saved, same_policy=saved.get("policy_digest") == self.digest)
+        for intent in self.ctx.journal.intents():
+            if intent.service == self.service and intent.kind in (CONTAINER, COMPOSE):
+                self.tracker.stop_sent_at(intent.at)
         last_heal = saved.get("last_heal")
         self.last_heal = last_heal if isinstance(last_heal, dict) else None
         held = saved.get("held_until")

@@ -870,6 +870,26 @@ def test_a_heal_whose_intent_cannot_be_written_sends_no_stop_and_costs_no_attemp
     assert not world.violations
 
 
+def test_an_attempt_whose_agent_died_as_it_stopped_counts_from_the_stop_it_sent():
+    """The stop reaches the engine 5 s after the heal was decided (a slow engine) and the
+    agent dies as it is sent, before it could say when: the next agent counts the attempt
+    from the stop (its intent on disk says when it was sent), as the engine does, not from
+    the decision, which would let the budget's window end early."""
+    world = quiet_world()
+    world.latency = lambda worker: 5.0
+    break_it(world, "web")
+    assert run_until(world, "heal.stopping", service="web")
+    world.run_for(4.9)
+    assert world.agent_actions("web", "stop") == []  # on its way still
+    world.rng.random = lambda: 0.0  # the kill lets the effect under way reach the engine
+    world.kill()
+    [stop] = world.agent_actions("web", "stop")
+    [decided] = world.disk.services["web"]["restarts_at"]
+    assert stop.at - decided == pytest.approx(5.0, abs=0.01)
+    [counted] = world.worker("web").tracker.memory.restarts_at  # the new agent's
+    assert counted == pytest.approx(stop.at, abs=0.001)
+
+
 def test_a_heal_step_that_raises_ends_that_heal_only_and_what_it_stopped_is_started():
     """db's cycle raises as it would start db again (stopped, pausing): the heal ends at
     once (`heal.error`), its slot goes back, web is healed meanwhile, and db is started by

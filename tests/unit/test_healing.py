@@ -192,6 +192,21 @@ def test_restore_under_a_changed_policy_drops_give_up_but_keeps_history():
     assert t.to_snapshot() == {"attempt": 4, "restarts_at": [5.0, 6.0], "gave_up": True}
 
 
+def test_a_stop_sent_after_its_row_was_saved_counts_from_when_it_was_sent():
+    """Saved as decided (5.0 then 20.0), the last stop sent at 29.0 by its intent: that one
+    counts from 29.0; a stop already counted is left; one the row never had is added."""
+    t = tracker(max_restarts=3, window_s=60)
+    t.restore({"attempt": 2, "restarts_at": [5.0, 20.0]})
+    t.stop_sent_at(29.0)
+    assert t.memory.restarts_at == (5.0, 29.0)
+    t.stop_sent_at(29.0)
+    assert t.memory.restarts_at == (5.0, 29.0)
+    fresh = tracker()
+    fresh.stop_sent_at(12.0)
+    assert fresh.memory.restarts_at == (12.0,)
+    assert t.restarts_in_window(88.5) == 1  # 29.0 still counts; 20.0 would not have
+
+
 def test_snapshot_round_trip_and_bad_snapshots():
     t = tracker()
     t.observe(*BAD, 5)
