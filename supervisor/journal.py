@@ -191,7 +191,7 @@ class Journal:
                     float(row["at"]),
                     None if row.get("since") is None else float(row["since"]),
                     None if row.get("until") is None else float(row["until"]),
-                    _windows(row.get("earlier")),
+                    _windows(row.get("earlier"), row.get("since"), row.get("at")),
                 )
             except (KeyError, TypeError, ValueError, AttributeError):
                 continue
@@ -199,8 +199,11 @@ class Journal:
                 self._intents[intent.key] = intent
 
 
-def _windows(saved: Any) -> tuple[tuple[float, float | None], ...]:
-    """Earlier stops as saved ([sent, returned] pairs); none in a file of an older agent."""
+def _windows(saved: Any, since: Any, at: Any) -> tuple[tuple[float, float | None], ...]:
+    """Earlier stops as saved ([sent, returned] pairs). A file of an older agent has none,
+    only when the first stop still owed was sent (`since`): from then on, its window."""
+    if saved is None and since is not None and float(since) < float(at):
+        return ((float(since), None),)
     return tuple(
         (float(sent), None if returned is None else float(returned))
         for sent, returned in (saved or ())

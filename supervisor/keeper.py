@@ -27,7 +27,6 @@ from .engine import (
     observe_in,
     parse_finished_at,
     parse_started_at,
-    was_down_before,
 )
 from .errors import ContainerGone, SupervisorError
 from .healing import compute_backoff_delay_s
@@ -50,13 +49,12 @@ STOP_SLACK_S = 1e-6
 
 def stopped_by_agent(state: Mapping[str, Any] | None, intent: Intent) -> bool:
     """Whether the stops an intent stands for explain the container being down: it finished
-    while one of them ran, from when it was sent to when it returned (a finish after a stop
-    that failed, before the next one or after the last, is an operator's or a crash's, not
-    the agent's); and it has not run
-    since the last stop it stands for was sent (a start after that fulfilled the intent,
-    whoever made it, even one the state file could not be told of: what took it down later
-    is not the agent's stop; a start before it, the agent's next stop took down again)."""
-    if state is None or state.get("Running") or was_down_before(state, intent.owed_since):
+    while one of them ran, from when it was sent to when it returned (a finish before the
+    first, between two, or after the last is an operator's or a crash's, not the agent's);
+    and it has not run since the last stop was sent (a start after that fulfilled the
+    intent, whoever made it, even one the state file could not be told of; a start before
+    it, the agent's next stop took down again)."""
+    if state is None or state.get("Running"):
         return False
     started = parse_started_at(state)
     if started is not None and started > intent.at + STOP_SLACK_S:
@@ -121,7 +119,7 @@ def taken_down(journal: Journal, keys: tuple[str, ...], engine: Any) -> list[Con
     intents `keys` name: still owed, down, and finished while that stop ran (an exited
     one-shot, a crash before it or a stop by hand since is not). Inspected, so each names its
     compose service; one the engine cannot describe now is left to the keeper."""
-    found = []
+    found, view = [], engine.view
     for key in keys:
         owed = journal.get(key)
         if owed is None or owed.container_id is None:
@@ -130,7 +128,6 @@ def taken_down(journal: Journal, keys: tuple[str, ...], engine: Any) -> list[Con
             inspected = engine.inspect_container(owed.container_id)
         except SupervisorError:
             continue
-        view = engine.view
         by_hand = view is not None and view.is_manual_stop(inspected.id)
         if not by_hand and stopped_by_agent(inspected.state, owed):
             found.append(inspected)

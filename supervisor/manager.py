@@ -284,7 +284,8 @@ class ServiceManager:
 
     def _heal_services(self, container: ContainerInfo | None) -> tuple[str, ...]:
         """The compose service a heal names: the container's (from its label, or the
-        policy's match); none for a `scope: project` stop (the whole stack)."""
+        policy's match). A `scope: project` stop names none (the whole stack); its start
+        names this one and the neighbours it took down."""
         service = self._service_of(container)
         if not service:
             raise ComposeError(

@@ -316,3 +316,27 @@ def test_a_crash_between_two_owed_stops_is_not_the_agents():
     again = Journal()
     again.restore(journal.snapshot())
     assert again.get(first.key).stop_windows() == ((2.0, 2.5), (5.0, 5.2))
+
+
+def test_an_intent_saved_by_an_older_agent_keeps_its_whole_window():
+    """A state file from before intents kept each stop's window: `since` (the first stop
+    still owed) and the last stop alone. What went down from `since` on is the agent's, as
+    that agent judged it; what went down before is not."""
+    journal = Journal()
+    journal.restore(
+        [
+            {
+                "key": "compose:web",
+                "service": "web",
+                "kind": COMPOSE,
+                "container_id": "w1",
+                "at": 5.0,
+                "since": 2.0,
+                "until": 5.2,
+            }
+        ]
+    )
+    owed = journal.get("compose:web")
+    assert owed.stop_windows() == ((2.0, None), (5.0, 5.2))
+    assert stopped_by_agent({"Running": False, "FinishedAt": "1970-01-01T00:00:03Z"}, owed)
+    assert not stopped_by_agent({"Running": False, "FinishedAt": "1970-01-01T00:00:01Z"}, owed)
