@@ -8,6 +8,7 @@ It never decides when to heal (healing.py and the gate do) and never schedules.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -221,15 +222,18 @@ class ServiceManager:
         return max(waits, default=stop_wait_s(None, None))
 
     def _project_containers(self, container: ContainerInfo | None) -> list[ContainerInfo]:
-        """Every container of its project, as the engine lists them now."""
+        """Every container of its project, as the engine lists them now (not as the view
+        last heard: the project's stop reaches one made a moment ago too, and it is owed
+        its start like the rest)."""
         project = self._project(container)
         if not project:
             return [container] if container is not None else []
-        return [
-            c
-            for c in self.engine.containers_now()
-            if c.labels.get(LABEL_COMPOSE_PROJECT) == project
-        ]
+        found = []
+        for row in self.engine.list_rows():
+            if (row.get("Labels") or {}).get(LABEL_COMPOSE_PROJECT) == project:
+                with contextlib.suppress(ContainerGone):
+                    found.append(self.engine.inspect_container(row["Id"]))
+        return found
 
     def project_neighbours(self, container: ContainerInfo | None) -> list[ContainerInfo]:
         """What a `scope: project` heal stops besides the service's own container: every
