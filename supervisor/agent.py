@@ -14,7 +14,6 @@ import logging
 import os
 import random
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .board import Board
+from .clock import Clock, Follower
 from .compose import DEFAULT_COMPOSE_TIMEOUT_S
 from .dispatch import ThreadDispatcher
 from .engine import (
@@ -109,12 +109,13 @@ class Agent:
         metrics_addr: tuple[str, int] | None = None,
         dry_run: bool = False,
         notify_default: NotifyPolicy | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
         parts: Parts | None = None,
         pressure: Thresholds | None = Thresholds(),  # None: no guard  # noqa: B008 - frozen
     ) -> None:
         self.engine = engine or Engine()
         self.dry_run = dry_run
+        clock = clock or Clock()
         self._clock = clock
         self._started_at = clock()
         self._relist_s = relist_s
@@ -122,7 +123,7 @@ class Agent:
         self._heal_concurrency = heal_concurrency
         self._stopping = False
         self._compose = (compose_bin, compose_timeout_s)
-        parts = parts or self._real_parts(heal_concurrency, state_dir)
+        parts = parts or self._real_parts(heal_concurrency, state_dir, clock)
         saved = parts.saved or (load_state(state_dir) if state_dir else Saved())
         self.notifier = Notifier()
         self.notifications = Notifications(notify_default)
@@ -133,6 +134,7 @@ class Agent:
         self.journal = Journal(
             self._writer.write_through if self._writer else lambda: None,
             self._writer.request if self._writer else lambda: None,
+            clock,
         )
         self.journal.restore(saved.intents)
         self.board = Board(self.notifier, self._writer.request if self._writer else _at_once)
@@ -154,11 +156,14 @@ class Agent:
             on_sync=self._on_sync,
             clock=clock,
             manual_stops=manual,
+            steady=clock.steady,
         )
         self.engine.attach_view(self.view)
         self.runner = HealRunner(heal_concurrency, self.dispatcher, parts.submit_effect)
         self.guard = (
-            PressureGuard(pressure, ceiling=heal_concurrency) if pressure is not None else None
+            PressureGuard(pressure, ceiling=heal_concurrency, followed=Follower(clock))
+            if pressure is not None
+            else None
         )
         self._pressed_at = 0.0
         self._refresh_turn = 0
@@ -178,9 +183,11 @@ class Agent:
             parts.run_probe or (lambda probe, container: run_probe(probe, container, self.engine)),
             lambda service: self._post(service, Look("probe")),
             self.metrics.probed if self.metrics is not None else lambda service, ok: None,
+            clock,
         )
         self.context = Context(
             view=self.view,
+            clock=clock,
             engine=self.health,
             prober=self.prober,
             runner=self.runner,
@@ -213,6 +220,7 @@ class Agent:
         self._expanded: dict[str, Policy] = {}
         self._names: dict[Identity, str] = {}
         self._gone: dict[str, float] = {}
+        self._followed = Follower(clock)  # the steps _gone and the kept rows moved by
         self._conflicts_told: set[tuple[str, str, str]] = set()
         # The saved rows of services not added yet (a selector's, until its first
         # expansion): the state file keeps them meanwhile, or an agent that stops before
@@ -230,11 +238,11 @@ class Agent:
             self.board.wait_for("selectors")  # READY waits for the first expansion
 
     @staticmethod
-    def _real_parts(heal_concurrency: int, state_dir: Path | None) -> Parts:
+    def _real_parts(heal_concurrency: int, state_dir: Path | None, clock: Clock) -> Parts:
         effects = ThreadPoolExecutor(heal_concurrency + 2, thread_name_prefix="heal")
         probes = ThreadPoolExecutor(4, thread_name_prefix="probe")
         return Parts(
-            timers=SchedulerTimers(),
+            timers=SchedulerTimers(clock),
             dispatcher=ThreadDispatcher(),
             submit_effect=effects.submit,
             submit_probe=probes.submit,
@@ -406,7 +414,8 @@ class Agent:
                 self._selectors.values(), self._singles.values(), containers, self._names
             )
             self._tell_conflicts(found.conflicts)
-            now = self.timers.now()
+            now = self._clock()
+            self._follow_clock()
             for service, had in list(self._expanded.items()):
                 if service in found.policies:
                     self._gone.pop(service, None)
@@ -445,6 +454,14 @@ class Agent:
                     self._post(policy.service, Look("policy"))
         self.board.done_waiting("selectors")
 
+    def _follow_clock(self) -> None:
+        """Under the membership lock: how long a selected container has been gone keeps
+        what was left of it across a step of the clock. (A row kept for one gone stays in
+        the frame it names, `clock`: who reads it moves it.)"""
+        by = self._followed.moved()
+        if by:
+            self._gone = {service: at + by for service, at in self._gone.items()}
+
     def _retire_expanded(self, service: str, why: str) -> None:
         identity = self._expanded.pop(service).match.identity
         self._gone.pop(service, None)
@@ -452,7 +469,7 @@ class Agent:
         self._retire(service)
         # Gone (a `compose down` for maintenance), not unselected: an operator's hold,
         # give-up or stop by hand waits for the container to come back, on disk too.
-        kept = why == "gone" and operators_word(row, self.timers.now())
+        kept = why == "gone" and operators_word(row, self._clock)
         if kept:
             self._saved_services[service] = row
         log_event(
@@ -524,7 +541,7 @@ class Agent:
         def took_effect() -> None:
             self.timers.call_later(0, acknowledge, io=True)
 
-        self.dispatcher.post(worker, Operator(command.action, until, took_effect))
+        self.dispatcher.post(worker, Operator(command.action, until, took_effect, command.for_s))
 
     def stop(self) -> None:
         """Stop deciding; let cycles in flight start what they stopped; save state."""
@@ -569,7 +586,7 @@ class Agent:
         except OSError as e:
             log_event(log, logging.WARNING, "pressure.unreadable", str(e), error=str(e))
             return
-        change = self.guard.sample(sample, self.timers.now())
+        change = self.guard.sample(sample, self._clock())
         if change is not None:
             self._pressure_changed(change)
         self._refresh_deferred()
@@ -601,7 +618,7 @@ class Agent:
             "memory_available_pct": round(sample.memory_available_pct, 1),
         }
         if change.pressed:
-            self._pressed_at = self.timers.now()
+            self._pressed_at = self._clock()
             log_event(
                 log,
                 logging.WARNING,
@@ -618,7 +635,7 @@ class Agent:
                 "pressure.ended",
                 "host pressure over: deferred services are healed if still bad after a check",
                 deferred=change.deferred,
-                duration_s=round(self.timers.now() - self._pressed_at, 1),
+                duration_s=round(self._clock() - self._pressed_at, 1),
                 heal_concurrency=limit,
                 **figures,
             )
@@ -681,7 +698,7 @@ class Agent:
                 self.view,
                 self.engine,
                 self.router.get,
-                self.timers.now(),
+                self._clock(),
                 self.context.rng,
                 eager,
             )
@@ -694,19 +711,19 @@ class Agent:
             "api_calls": self.engine.api_calls,
             "manual_stops": self.view.manual_stops(),
         }
-        rows, now = self.board.rows(), self.timers.now()
+        rows = self.board.rows()
         for service, row in list(self._saved_services.items()):
-            if not self._expanded_once or operators_word(row, now):
+            if not self._expanded_once or operators_word(row, self._clock):
                 rows.setdefault(service, dict(row))
         return rows, agent, self.journal.snapshot()
 
 
-def operators_word(row: dict[str, Any], now: float) -> bool:
-    """Whether a service's row holds what only an operator ends: a hold not yet over, a
-    give-up, a stop by hand."""
+def operators_word(row: dict[str, Any], clock: Clock) -> bool:
+    """Whether a service's row holds what only an operator ends: a hold not yet over (in
+    the frame the row was saved in), a give-up, a stop by hand."""
     held = row.get("held_until")
     return bool(
-        (isinstance(held, int | float) and held > now)
+        (isinstance(held, int | float) and held + clock.since_saved(row.get("clock")) > clock())
         or row.get("gave_up")
         or row.get("manual_stop")
     )

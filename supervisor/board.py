@@ -210,10 +210,13 @@ def make_facts(
     now: float,
     held_until: float | None,
     waiting_for: str | None = None,
+    started_at: float | None = None,
     **live: bool,
 ) -> Facts:
     """The gate's facts for one service; `live` adds what only a running agent knows
-    (supervised, stopping, settling); `waiting_for`, what it needs that is down."""
+    (supervised, stopping, settling); `waiting_for`, what it needs that is down;
+    `started_at`, when its container started if not as the engine stamped it."""
+    started_at = seen.started_at if started_at is None else started_at
     return Facts(
         engine_ok=seen.reason != REASON_ENGINE_UNREACHABLE,
         not_ours=refusal_for(policy, seen.container) is not None,
@@ -222,7 +225,7 @@ def make_facts(
         healthy=seen.is_healthy,
         healable=healing.is_healable(seen.status, seen.reason, policy.heal.on),
         gave_up=tracker.gave_up,
-        in_grace=seen.started_at is not None and now - seen.started_at < policy.check.grace_s,
+        in_grace=started_at is not None and now - started_at < policy.check.grace_s,
         budget_left=tracker.budget_left(now),
         waiting_for=None if seen.is_healthy else waiting_for,
         **live,

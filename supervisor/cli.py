@@ -20,6 +20,7 @@ from typing import Any
 import argcomplete
 
 from . import __version__
+from .clock import Clock
 from .errors import (
     AgentRunning,
     EngineUnreachable,
@@ -782,6 +783,7 @@ def cmd_command(args: argparse.Namespace) -> int:
     command: dict[str, Any] = {"command": args.command, "service": policy.service}
     if args.command == "pause":
         command["until"] = time.time() + args.for_s if args.for_s else None
+        command["for_s"] = args.for_s or None
     try:
         lock = lock_state_dir(state_dir, _strict(args))
     except AgentRunning:
@@ -809,7 +811,10 @@ def cmd_command(args: argparse.Namespace) -> int:
         saved = load_state(state_dir)
         entry = saved.services.setdefault(policy.service, {})
         if args.command == "pause":
-            entry["held_until"] = command["until"] or HELD_FOREVER
+            # In the frame the row's other instants were saved in (the next agent moves
+            # them together by a step of the clock since).
+            until = command["until"] and command["until"] - Clock().since_saved(entry.get("clock"))
+            entry["held_until"] = until or HELD_FOREVER
         elif args.command == "resume":
             entry["held_until"] = None
         else:

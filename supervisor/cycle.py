@@ -109,16 +109,18 @@ class Cycle:
             if self.phase == QUEUED:
                 self._go()
         elif message.step == STOPPING:
-            value = message.value or (None, self.stop_at, (), None)
-            outcome, at, _, failed = value
+            value = message.value or (None, self.stop_at, (), None, None)
+            outcome, at, _, failed, sent = value
             if self.stop_at is not None and at != self.stop_at:
-                # The budget counts the attempt from when the stop was really sent.
-                self.w.tracker.retime_attempt(self.stop_at, at)
+                # The budget counts the attempt from when the stop was really sent: so long
+                # ago on the steady clock (the wall clock may have stepped since).
+                ago = 0.0 if sent is None else max(0.0, self.ctx.clock.steady() - sent)
+                self.w.tracker.retime_attempt(self.w.now() - ago)
                 self.stop_at = at
             if outcome == CANCELLED:
                 self._cancel("held, removed or stopped by hand before the stop")
             elif outcome == UNWRITABLE:
-                self.w.tracker.forget_attempt(self.stop_at)  # nothing was done
+                self.w.tracker.forget_attempt()  # nothing was done
                 self._cancel(WHY_STATE_UNWRITABLE)
             else:
                 self._stopped(message.error or failed)
@@ -222,13 +224,15 @@ class Cycle:
         if not compose and container is None:
             self._finish(False, FAILED_GONE, None)
             return
-        now = self.w.now()
-        self.stop_at, self.container = now, container
+        now, wall = self.w.now(), self.ctx.clock.now()  # wall: to compare with the engine's
+        self.stop_at, self.container = wall, container
         self.w.tracker.record_attempt(now)
+        found = container.state if container else None
         if compose:
-            intent = Intent.for_compose(self.w.service, container.id if container else None, now)
+            cid = container.id if container else None
+            intent = Intent.for_compose(self.w.service, cid, wall, found)
         else:
-            intent = Intent.for_container(self.w.service, container.id, now)
+            intent = Intent.for_container(self.w.service, container.id, wall, found=found)
         self.intent_key = intent.key
         self.phase = STOPPING
         log_event(
@@ -243,31 +247,31 @@ class Cycle:
             stop_timeout_s=stop_wait_s(container, policy.heal.stop_timeout_s),
         )
         self.w.publish()  # the attempt is in the row the intent's write-through saves
-        journal, manager, worker = self.ctx.journal, self.w.manager, self.w
+        journal, manager, worker, clock = self.ctx.journal, self.w.manager, self.w, self.ctx.clock
 
-        def stop() -> tuple[str, float, tuple[str, ...], Exception | None]:
-            at = worker.now()
+        def stop() -> tuple[str, float, tuple[str, ...], Exception | None, float]:
+            at, sent = clock.now(), clock.steady()  # at: compared with the engine's stamps
             if not worker.may_act_now(container) or (compose and _gone(manager, container)):
-                return CANCELLED, at, (), None
+                return CANCELLED, at, (), None, sent
             # Stamped as it is written, just before the stop, and again as the stop returns:
             # only a later start fulfils it, and only a container that finished in between
             # was taken down by this stop.
             neighbours = [
-                Intent.for_container(worker.service, c.id, at, PROJECT)
+                Intent.for_container(worker.service, c.id, at, PROJECT, c.state)
                 for c in manager.project_neighbours(container)
             ]
             keys = (intent.key, *(n.key for n in neighbours))
             try:
                 journal.record(replace(intent, at=at), *neighbours)
             except StateUnwritable:
-                return UNWRITABLE, at, (), None
+                return UNWRITABLE, at, (), None, sent
             try:
                 manager.stop_step(container)
             except Exception as e:  # it may have half happened: what it recorded is owed
-                return STOPPED, at, keys[1:], e
+                return STOPPED, at, keys[1:], e, sent
             finally:
-                journal.stopped(keys, worker.now())
-            return STOPPED, at, keys[1:], None
+                journal.stopped(keys, clock.now())
+            return STOPPED, at, keys[1:], None, sent
 
         self._effect(STOPPING, stop)
 
@@ -361,11 +365,13 @@ class Cycle:
             return
         self.phase = DEPENDENTS
         w.publish(then=say)
-        journal, service, clock = self.ctx.journal, w.service, w.now
+        journal, service, clock = self.ctx.journal, w.service, self.ctx.clock
         earlier = self.container.id if self.container else None
 
         def before_stop(dependent: Any) -> str:
-            intent = Intent.for_container(service, dependent.id, clock(), DEPENDENT)
+            intent = Intent.for_container(
+                service, dependent.id, clock(), DEPENDENT, dependent.state
+            )
             journal.record(intent)
             return intent.key
 

@@ -174,10 +174,10 @@ class RestartTracker:
         kept = tuple(t for t in self.memory.restarts_at if t > cutoff)
         self.memory = replace(self.memory, restarts_at=(*kept, now))
 
-    def retime_attempt(self, recorded_at: float, sent_at: float) -> None:
-        """The attempt recorded at `recorded_at` reached the engine at `sent_at`."""
-        times = tuple(sent_at if t == recorded_at else t for t in self.memory.restarts_at)
-        self.memory = replace(self.memory, restarts_at=times)
+    def retime_attempt(self, sent_at: float) -> None:
+        """The attempt under way (the last one recorded) reached the engine at `sent_at`."""
+        *kept, _ = self.memory.restarts_at or (sent_at,)
+        self.memory = replace(self.memory, restarts_at=(*kept, sent_at))
 
     def stop_sent_at(self, at: float) -> None:
         """An intent on disk says an attempt's stop was sent at `at`. The row saved with it
@@ -194,10 +194,21 @@ class RestartTracker:
             times = (*times, at)
         self.memory = replace(self.memory, restarts_at=tuple(sorted(times)))
 
-    def forget_attempt(self, recorded_at: float) -> None:
-        """The attempt recorded at `recorded_at` never sent its stop: it does not count."""
-        times = tuple(t for t in self.memory.restarts_at if t != recorded_at)
-        self.memory = replace(self.memory, restarts_at=times)
+    def shift(self, by: float) -> None:
+        """The wall clock stepped by `by`: every instant it keeps moves with it, so the
+        window, the half interval and the stable time keep what was left of them."""
+        m = self.memory
+        self.memory = replace(
+            m,
+            restarts_at=tuple(t + by for t in m.restarts_at),
+            last_bad_at=m.last_bad_at + by if m.bad_checks else m.last_bad_at,
+            healthy_since=None if m.healthy_since is None else m.healthy_since + by,
+        )
+
+    def forget_attempt(self) -> None:
+        """The attempt under way (the last one recorded) never sent its stop: it does not
+        count."""
+        self.memory = replace(self.memory, restarts_at=self.memory.restarts_at[:-1])
 
     def record_recovered(self, now: float) -> None:
         """The heal ended with a healthy container: continuous health counts from now."""

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from .clock import Clock, Follower
+from .engine import parse_finished_at, parse_started_at
 from .errors import StateUnwritable
 
 CONTAINER = "container"
@@ -43,6 +45,20 @@ class Intent:
     # each [sent, returned]. A container that went down between them (after a stop that
     # failed, before the next one) was not taken down by the agent.
     earlier: tuple[tuple[float, float | None], ...] = ()
+    # The container as the (first owed) stop found it, by the engine's stamps (None: not
+    # known): when its run had started, and when it had last finished. The wall clock may
+    # step between these and the stop; a stamp seen again is that run, or a finish from
+    # before the stop, whatever the clock says.
+    run: float | None = None
+    finished: float | None = None
+
+    def later_run(self, started_at: float | None, slack_s: float = 0.0) -> bool:
+        """Whether a run that started at `started_at` began after the stop was sent: one
+        stamped after it, and not the run the stop ended (which a step back of the wall
+        clock can make read as later)."""
+        if started_at is None or started_at == self.run:
+            return False
+        return started_at > self.at + slack_s
 
     def stop_windows(self) -> tuple[tuple[float, float | None], ...]:
         """When each stop it stands for ran: sent, and returned (None: not known)."""
@@ -54,12 +70,25 @@ class Intent:
         return self.at if self.since is None else min(self.since, self.at)
 
     @staticmethod
-    def for_container(service: str, container_id: str, at: float, kind: str = CONTAINER):
-        return Intent(container_id, service, kind, container_id, at)
+    def for_container(
+        service: str, container_id: str, at: float, kind: str = CONTAINER, found: Any = None
+    ) -> Intent:
+        """`found`: the container's state as the stop finds it (its stamps are kept)."""
+        run, finished = _stamps(found)
+        return Intent(container_id, service, kind, container_id, at, run=run, finished=finished)
 
     @staticmethod
-    def for_compose(service: str, container_id: str | None, at: float) -> Intent:
-        return Intent(compose_key(service), service, COMPOSE, container_id, at)
+    def for_compose(service: str, container_id: str | None, at: float, found: Any = None) -> Intent:
+        run, finished = _stamps(found)
+        key = compose_key(service)
+        return Intent(key, service, COMPOSE, container_id, at, run=run, finished=finished)
+
+
+def _stamps(state: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+    """When a container's run started, and when it last finished, by the engine."""
+    if not state:
+        return None, None
+    return parse_started_at(state), parse_finished_at(state)
 
 
 def compose_key(service: str) -> str:
@@ -74,14 +103,24 @@ class Journal:
         self,
         write_through: Callable[[], bool | None] = lambda: None,
         request_save: Callable[[], None] = lambda: None,
+        clock: Clock | None = None,
     ) -> None:
+        self._follower = Follower(clock) if clock is not None else None
         self._write_through = write_through
         self._request_save = request_save
         self._lock = threading.Lock()
         self._intents: dict[str, Intent] = {}
         self._owned: set[str] = set()
         # Failed starts of due intents: key -> (failures so far, not to be tried before).
+        # A retry's time ends a wait: it moves with the clock's steps (an intent's own
+        # instants are compared with the engine's stamps, and do not).
         self._deferred: dict[str, tuple[int, float]] = {}
+
+    def _follow_clock(self) -> None:
+        """Under the lock: move each retry's time by the steps not followed yet."""
+        by = self._follower.moved() if self._follower is not None else 0.0
+        if by:
+            self._deferred = {k: (n, until + by) for k, (n, until) in self._deferred.items()}
 
     def record(self, *intents: Intent, owned: bool = True) -> list[Intent]:
         """Record before a stop; returns (what was recorded) once the records are on disk.
@@ -95,9 +134,13 @@ class Journal:
             }
             for intent in intents:
                 earlier = self._intents.get(intent.key)
-                if earlier is not None:  # still owed: the start is owed since the first stop
-                    intent = replace(
-                        intent, since=earlier.owed_since, earlier=earlier.stop_windows()
+                if earlier is not None:  # still owed: the start is owed since the first stop,
+                    intent = replace(  # and the container is as that stop found it
+                        intent,
+                        since=earlier.owed_since,
+                        earlier=earlier.stop_windows(),
+                        run=earlier.run,
+                        finished=earlier.finished,
                     )
                 self._intents[intent.key] = intent
                 self._deferred.pop(intent.key, None)
@@ -130,6 +173,7 @@ class Journal:
     def defer(self, key: str, failures: int, until: float) -> None:
         """Its start failed `failures` times in a row: not due again before `until`."""
         with self._lock:
+            self._follow_clock()
             if key in self._intents:
                 self._deferred[key] = (failures, until)
 
@@ -154,7 +198,7 @@ class Journal:
             keys = [
                 k
                 for k, i in self._intents.items()
-                if i.container_id == container_id and started_at is not None and started_at > i.at
+                if i.container_id == container_id and i.later_run(started_at)
             ]
         return any([self.clear(k) for k in keys])
 
@@ -169,6 +213,7 @@ class Journal:
     def due(self, now: float | None = None) -> list[Intent]:
         """The intents no running cycle owns (and, at `now`, not deferred past it)."""
         with self._lock:
+            self._follow_clock()
             return [
                 i
                 for k, i in self._intents.items()
@@ -192,6 +237,8 @@ class Journal:
                     None if row.get("since") is None else float(row["since"]),
                     None if row.get("until") is None else float(row["until"]),
                     _windows(row.get("earlier"), row.get("since"), row.get("at")),
+                    None if row.get("run") is None else float(row["run"]),
+                    None if row.get("finished") is None else float(row["finished"]),
                 )
             except (KeyError, TypeError, ValueError, AttributeError):
                 continue

@@ -56,12 +56,13 @@ def stopped_by_agent(state: Mapping[str, Any] | None, intent: Intent) -> bool:
     it, the agent's next stop took down again)."""
     if state is None or state.get("Running"):
         return False
-    started = parse_started_at(state)
-    if started is not None and started > intent.at + STOP_SLACK_S:
+    if intent.later_run(parse_started_at(state), STOP_SLACK_S):
         return False
     finished = parse_finished_at(state)
     if finished is None:
         return True  # the engine does not say: what the agent stopped is started again
+    if finished == intent.finished:
+        return False  # the finish it had before the stop: down from before
     # It went down while one of the stops still owed ran, not between them (a stop that
     # failed, then a crash or an operator's stop before the next attempt's).
     return any(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
+from .clock import Clock, Follower
 from .logs import log_event
 
 log = logging.getLogger("supervisor.agent")
@@ -20,8 +20,9 @@ ENGINE_SETTLE_S = 10.0
 
 
 class EngineHealth:
-    def __init__(self, clock: Callable[[], float], settle_s: float = ENGINE_SETTLE_S) -> None:
+    def __init__(self, clock: Clock, settle_s: float = ENGINE_SETTLE_S) -> None:
         self._clock = clock
+        self._follower = Follower(clock)
         self.settle_s = settle_s
         self._lock = threading.Lock()
         self._ok: bool | None = None
@@ -34,6 +35,9 @@ class EngineHealth:
 
     def settling(self, now: float) -> bool:
         with self._lock:
+            by = self._follower.moved()  # the settle keeps what was left of it
+            if self._back_at is not None:
+                self._back_at += by
             return self._back_at is not None and now - self._back_at < self.settle_s
 
     def set(self, reachable: bool, error: str | None = None) -> bool:
@@ -42,6 +46,7 @@ class EngineHealth:
             was, self._ok = self._ok, reachable
             if was is False and reachable:
                 self._back_at = self._clock()
+                self._follower.moved()  # it begins now, on the clock as it reads
         if was == reachable:
             return False
         if not reachable:

@@ -25,6 +25,7 @@ class Operator:
     action: str  # pause, resume, reset
     until: float | None = None
     done: Callable[[], None] | None = None  # called once it took effect
+    for_s: float | None = None  # a pause for this long, from when it takes effect
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from .clock import Follower
+
 PSI_DIR = Path("/proc/pressure")
 
 
@@ -116,6 +118,7 @@ class Change:
 class PressureGuard:
     thresholds: Thresholds = field(default_factory=Thresholds)
     ceiling: int = 4  # --heal-concurrency
+    followed: Follower | None = None  # the clock's steps its instants moved by
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _host_why: list[str] = field(default_factory=list)
     _turned: dict[str, float] = field(default_factory=dict)  # service -> when it timed out
@@ -133,9 +136,19 @@ class PressureGuard:
     def _pressed(self) -> bool:
         return bool(self._host_why) or self._storm
 
+    def _follow_clock(self) -> None:
+        """Under the lock: when services timed out and when calm came move by the clock's
+        steps, so the storm's window and a calm's wait keep what was left of them."""
+        by = self.followed.moved() if self.followed is not None else 0.0
+        if by:
+            self._turned = {service: at + by for service, at in self._turned.items()}
+            if self._calm_since is not None:
+                self._calm_since += by
+
     def calm_since(self) -> float | None:
         """When the last pressure ended (None while pressed, or if there never was any)."""
         with self._lock:
+            self._follow_clock()
             return None if self._pressed() else self._calm_since
 
     def limit(self) -> int:
@@ -145,6 +158,7 @@ class PressureGuard:
     def sample(self, sample: HostSample, now: float) -> Change | None:
         """A new reading of the host."""
         with self._lock:
+            self._follow_clock()
             self.last = sample
             before = self._pressed()
             if self._host_why:
@@ -158,6 +172,7 @@ class PressureGuard:
     def timed_out(self, service: str, now: float, services: int) -> Change | None:
         """A service turned bad because its checks timed out (said once per episode)."""
         with self._lock:
+            self._follow_clock()
             before = self._pressed()
             self._turned[service] = now
             self._end_storm_if_over(now)

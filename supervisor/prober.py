@@ -43,8 +43,10 @@ class Prober:
         run: Callable[[ProbePolicy, ContainerInfo], ProbeResult],
         on_change: Callable[[str], None],
         on_result: Callable[[str, bool], None] = lambda service, ok: None,
+        clock: Callable[[], float] | None = None,  # the wall clock (the timers' by default)
     ) -> None:
         self._timers = timers
+        self._clock = clock or timers.now
         self._submit = submit
         self._run = run
         self._on_change = on_change
@@ -116,7 +118,7 @@ class Prober:
             probe = self._probes.get(service)
             if probe is None or probe.busy or probe.target is None:
                 return
-            if not probe.tracker.due(probe.started_at, self._timers.now()):
+            if not probe.tracker.due(probe.started_at, self._clock()):
                 return
             probe.busy = True
             spec, target, started_at = probe.tracker.probe, probe.target, probe.started_at

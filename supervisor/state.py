@@ -385,6 +385,9 @@ class Command:
     action: str
     service: str
     until: float | None = None  # pause only: when the hold ends (None: until resumed)
+    # Pause only: how long it holds, counted where it takes effect (a step of the clock
+    # between the command and the agent does not move its end); `until` is as asked.
+    for_s: float | None = None
 
 
 def parse_command(data: Any) -> Command:
@@ -398,7 +401,15 @@ def parse_command(data: Any) -> Command:
         raise ValueError("'service' must be a service name")
     if until is not None and (isinstance(until, bool) or not isinstance(until, int | float)):
         raise ValueError("'until' must be a time in seconds or null")
-    return Command(action, service, None if until is None else float(until))
+    for_s = data.get("for_s")
+    if for_s is not None and (isinstance(for_s, bool) or not isinstance(for_s, int | float)):
+        raise ValueError("'for_s' must be seconds or null")
+    return Command(
+        action,
+        service,
+        None if until is None else float(until),
+        None if for_s is None else float(for_s),
+    )
 
 
 def pending_commands(state_dir: Path) -> list[tuple[Path, Command | str]]:

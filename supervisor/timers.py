@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -20,6 +19,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor as JobPool
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from .clock import Clock, Follower
 from .logs import log_event
 
 log = logging.getLogger("supervisor.agent")
@@ -54,10 +54,8 @@ class _Job:
             self._scheduler.remove_job(self._id)
 
 
-# How often the wall clock is compared with the monotonic one, and the gap between them
-# that counts as a step (NTP's slews move it by far less than this in a second).
+# How often the clock is read when nothing else reads it, so that a step is noticed.
 CLOCK_WATCH_S = 1.0
-CLOCK_STEP_S = 0.5
 
 
 class SchedulerTimers:
@@ -66,14 +64,14 @@ class SchedulerTimers:
     APScheduler 3 plans on the wall clock: stepped back (NTP after a suspend, `date -s`),
     every job would wait out the step, the watchdog ping included (systemd would kill the
     agent); stepped forward, every job would fire at once. A thread that sleeps on the
-    monotonic clock notices a step within a second and moves every job by it, so each
-    waits what was left of its wait (`clock.stepped`)."""
+    monotonic clock reads the agent's clock every second, and every step it or anyone
+    noticed (`clock.stepped`) moves every job by it, so each waits what was left of its
+    wait."""
 
     def __init__(
         self,
+        clock: Clock | None = None,
         io_threads: int = 4,
-        wall: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
         watch_s: float | None = CLOCK_WATCH_S,  # None: no watch (a test calls check_clock)
     ) -> None:
         self._ids = count()
@@ -82,14 +80,14 @@ class SchedulerTimers:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
         )
-        self._wall, self._monotonic = wall, monotonic
-        self._offset = wall() - monotonic()
+        self._clock = clock or Clock()
+        self._followed = Follower(self._clock)
         self._stop = threading.Event()
         self._watch_s = watch_s
         self._watch: threading.Thread | None = None
 
     def now(self) -> float:
-        return time.time()
+        return self._clock.now()
 
     def start(self) -> None:
         self._scheduler.start()
@@ -109,11 +107,11 @@ class SchedulerTimers:
             self.check_clock()
 
     def check_clock(self) -> float:
-        """Move every job by the wall clock's step since the last look; the step (0.0: none)."""
-        offset = self._wall() - self._monotonic()
-        step, self._offset = offset - self._offset, offset
-        if abs(step) < CLOCK_STEP_S:
-            return 0.0  # a slew (at most 0.5 ms a second), or nothing
+        """Move every job by the clock's steps since the last look; how far (0.0: none)."""
+        self._clock.now()  # a step nobody else noticed yet is noticed here
+        step = self._followed.moved()
+        if not step:
+            return 0.0
         moved = 0
         for job in self._scheduler.get_jobs():
             if job.next_run_time is not None:
@@ -122,9 +120,9 @@ class SchedulerTimers:
                     moved += 1
         log_event(
             log,
-            logging.WARNING,
-            "clock.stepped",
-            "the wall clock stepped; every timer keeps what was left of its wait",
+            logging.DEBUG,
+            "clock.timers_moved",
+            "every timer moved by the clock's step",
             step_s=round(step, 3),
             timers=moved,
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
 import threading
 import time
@@ -153,19 +154,23 @@ class ContainerView:
         on_sync: Callable[[bool, str | None], None] | None = None,
         clock: Callable[[], float] = time.time,
         manual_stops: Iterable[str] = (),
+        steady: Callable[[], float] = time.monotonic,  # never steps: how long ago it saw
     ) -> None:
         self._source = source
         self._on_event = on_event
         self._on_sync = on_sync
         self._clock = clock
+        self._steady = steady
         self._changed = threading.Condition()
         self._containers: dict[str, Any] = {}
         self._last_event_seq: dict[str, int] = {}
         self._seq = 0
         self._oom: set[str] = set()
         self._kill_pending: set[str] = set()
-        # Stops by hand an earlier agent saw hold from the start, until the container runs.
-        self._manual_stop: dict[str, float] = dict.fromkeys(manual_stops, 0.0)
+        # Stops by hand, and when each happened on the steady clock (whether one came just
+        # before the engine went away does not step with the wall clock).
+        # Those an earlier agent saw hold from the start, until the container runs.
+        self._manual_stop: dict[str, float] = dict.fromkeys(manual_stops, -math.inf)
         # Own actions, by container (or compose service, or project) and kind: the blocks
         # under way, and the windows of those that ended.
         self._own_ids: dict[tuple[str, str], _Own] = {}
@@ -335,7 +340,7 @@ class ContainerView:
             if not synced:
                 # A stopping engine stops its containers first; those stops are the engine's,
                 # not an operator's, and must not keep the agent from healing them later.
-                recent = self._clock() - ENGINE_SHUTDOWN_WINDOW_S
+                recent = self._steady() - ENGINE_SHUTDOWN_WINDOW_S
                 for cid, at in list(self._manual_stop.items()):
                     if at >= recent:
                         del self._manual_stop[cid]
@@ -510,6 +515,9 @@ class ContainerView:
         # When the engine says it happened (not when it arrived here): what is the agent's
         # own, and since when a stop by hand holds, are judged by it.
         happened = at_ns / 1e9 if at_ns else now
+        # The same instant on the clock that never steps: this event arrived now - happened
+        # after it happened (a lagging view hears of it late).
+        steady_at = self._steady() - max(0.0, now - happened)
         at_iso = datetime.fromtimestamp(happened, UTC).isoformat().replace("+00:00", "Z")
         with self._changed:
             self._seq += 1
@@ -527,10 +535,10 @@ class ContainerView:
                     self._kill_pending.add(cid)
                 elif verb == "die":
                     if cid in self._kill_pending:
-                        self._manual_stop[cid] = happened
+                        self._manual_stop[cid] = steady_at
                     self._kill_pending.discard(cid)
                 elif verb == "stop" and not by_agent:
-                    self._manual_stop[cid] = happened
+                    self._manual_stop[cid] = steady_at
                 elif verb in ("start", "restart"):
                     self._manual_stop.pop(cid, None)
                     self._kill_pending.discard(cid)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from . import healing
 from .board import Board, build_row, make_facts
+from .clock import Clock, Follower
 from .cycle import Cycle
 from .dispatch import Dispatcher
 from .engine import REFUSALS, Observation, discover, observe_in, refusal_for
-from .gate import WATCH_ONLY, WHY_HOST_PRESSURE, WHY_NOT_OURS, Facts, may_heal
+from .gate import HELD_FOREVER, WATCH_ONLY, WHY_HOST_PRESSURE, WHY_NOT_OURS, Facts, may_heal
 from .journal import COMPOSE, CONTAINER, Journal, compose_key
 from .liveness import EngineHealth
 from .logs import SaidOnce, log_event
@@ -52,6 +54,7 @@ class Context:
     """The parts every worker shares; the composition root (agent.py) fills it in."""
 
     view: Any  # view.ContainerView: containers(), is_manual_stop(), synced
+    clock: Clock
     engine: EngineHealth
     prober: Prober
     runner: HealRunner
@@ -90,6 +93,10 @@ class Worker:
         self.tracker = healing.RestartTracker(policy.heal, policy.check, ctx.rng)
         self.digest = healing.policy_digest(policy)
         self.held_until: float | None = None
+        self.followed = Follower(ctx.clock)  # the clock's steps its instants moved by
+        self.handling: int | None = None  # the thread handling its message now
+        # The start it saw last (the engine's stamp), and when it first saw it.
+        self.start_seen: tuple[float | None, float] = (None, 0.0)
         self.manual_stop: str | None = None
         self.last_heal: dict[str, Any] | None = None
         self.supervised = True
@@ -126,21 +133,53 @@ class Worker:
         self.held_until = float(held) if isinstance(held, int | float) else None
         manual = saved.get("manual_stop")
         self.manual_stop = manual if isinstance(manual, str) else None
+        # Saved before a step of the clock that this agent was not there to follow.
+        self._shift(self.ctx.clock.since_saved(saved.get("clock")))
 
     def post(self, message: Any) -> None:
         self.ctx.dispatcher.post(self, message)
 
     def now(self) -> float:
-        return self.ctx.timers.now()
+        """The wall clock. On the thread handling its message, a step just noticed moves
+        its instants at once; elsewhere (an effect asking `may_act_now`), the step its
+        instants have not followed yet is taken back: what it compares is on one clock."""
+        wall = self.ctx.clock.now()
+        if self.handling == threading.get_ident():
+            self._follow_clock()
+            return wall
+        return wall - self.followed.pending()
+
+    def _follow_clock(self) -> None:
+        """On the thread handling its message: the instants that end a duration (its hold,
+        restart window, stable time, deferral, planned look, a start first seen) move by
+        the clock's steps since, so each keeps what was left of it."""
+        self._shift(self.followed.moved())
+
+    def _shift(self, by: float) -> None:
+        if not by:
+            return
+        self.tracker.shift(by)
+        if self.held_until is not None and self.held_until != HELD_FOREVER:
+            self.held_until += by
+        if self.timed_out_since is not None:
+            self.timed_out_since += by
+        if self.recheck_at is not None:
+            self.recheck_at += by
+        stamp, seen_at = self.start_seen
+        self.start_seen = (stamp, seen_at + by)
 
     # Messages.
 
     def handle(self, message: Any) -> None:
+        self.handling = threading.get_ident()
         try:
+            self._follow_clock()
             self._handle(message)
         except Exception as e:  # a bug ends the heal under way, never the service
             self._raised(message, e)
             return
+        finally:
+            self.handling = None
         if isinstance(message, Look):
             self.raised.clear()
 
@@ -210,6 +249,17 @@ class Worker:
                 return [container]
         return view.containers()
 
+    def started_at(self, seen: Observation) -> float | None:
+        """When its container started, on the clock as it reads now: a start before a
+        forward step of the clock is no older than it was (its grace is not over), and no
+        start is younger than since this worker first saw it (a step back does not give it
+        the step's length of grace)."""
+        if seen.started_at is None:
+            return None
+        if self.start_seen[0] != seen.started_at:
+            self.start_seen = (seen.started_at, self.now())
+        return min(self.ctx.clock.in_frame(seen.started_at), self.start_seen[1])
+
     def is_ready(self, seen: Observation, since: float) -> bool:
         """Healthy after a start made after `since` (probes included, when there is one)."""
         if not seen.is_healthy or seen.started_at is None or seen.started_at <= since:
@@ -221,7 +271,8 @@ class Worker:
     def may_act_now(self, container: Any = None) -> bool:
         """Asked by an effect as it runs (on the effects pool or the keeper's thread): a
         hold, a removal, a stop of the agent, a smaller budget, or a stop by hand of
-        `container`, that came after the decision, wins."""
+        `container`, that came after the decision, wins. Read on the clock its instants
+        are on."""
         now = self.now()
         held = self.held_until is not None and now < self.held_until
         manual = container is not None and self.ctx.view.is_manual_stop(container.id)
@@ -252,6 +303,7 @@ class Worker:
             self.tracker,
             now,
             self.held_until,
+            started_at=self.started_at(seen),
             supervised=self.supervised and not self.retired,
             stopping=self.ctx.stopping(),
             settling=self.ctx.engine.settling(now),
@@ -319,7 +371,7 @@ class Worker:
                 facts = None
             elif why not in WATCH_ONLY:
                 self._deferral_over(seen, now)
-                decision = self.tracker.decide(seen.status, seen.reason, now, seen.started_at)
+                decision = self.tracker.decide(seen.status, seen.reason, now, self.started_at(seen))
                 self._act(decision, seen)
                 if decision.action != healing.NOTHING:
                     facts = None  # an attempt, a give-up or a reset: the facts moved
@@ -443,7 +495,7 @@ class Worker:
         intent = self.ctx.journal.get(compose_key(self.service))
         if intent is None or seen.container is None or seen.started_at is None:
             return
-        if seen.status in (Status.RUNNING, Status.STARTING) and seen.started_at > intent.at:
+        if seen.status in (Status.RUNNING, Status.STARTING) and intent.later_run(seen.started_at):
             self.ctx.journal.clear(intent.key)
 
     def _act(self, decision: healing.Decision, seen: Observation) -> None:
@@ -518,14 +570,15 @@ class Worker:
 
     def _operator(self, command: Operator) -> None:
         if command.action == "pause":
-            self.held_until = command.until
+            until = command.until if command.for_s is None else self.now() + command.for_s
+            self.held_until = until
             log_event(
                 log,
                 logging.INFO,
                 "service.held",
                 "held: watched, not healed",
                 service=self.service,
-                held_until=command.until,
+                held_until=until,
             )
             if self.cycle is not None:
                 self.cycle.interrupt("held")
@@ -549,7 +602,10 @@ class Worker:
         self.look("command")
         if self.seen is None:  # not looked at yet: its row keeps what the command changed
             self.ctx.board.remember(
-                self.service, held_until=self.held_until, **self.tracker.to_snapshot()
+                self.service,
+                held_until=self.held_until,
+                clock=self.followed.frame(),
+                **self.tracker.to_snapshot(),
             )
         if command.done is not None:
             command.done()
@@ -593,6 +649,7 @@ class Worker:
                 last_heal=self.last_heal,
                 policy_digest=self.digest,
                 deferred=facts.deferred,
+                clock=self.followed.frame(),  # the frame its instants are in
             )
         except Exception:
             if then is not None:  # no row to wait for: what waits on it is not lost

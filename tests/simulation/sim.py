@@ -306,7 +306,7 @@ class SimEngine:
         self.world.timers.t += 1e-6  # no two state changes share an instant, as in Docker
         self.world.before_action(Action(self.world.timers.now(), actor, "stop", cid))
         self.actions.append(self.world.last[cid])
-        c.running, c.exit_code, c.finished_at = False, code, self.world.timers.now()
+        c.running, c.exit_code, c.finished_at = False, code, self.world.wall()
         if actor != "world":
             self._emit(cid, "kill", {"signal": "15"})
         self._emit(cid, "die", {"exitCode": str(code)})
@@ -328,7 +328,7 @@ class SimEngine:
         self.world.timers.t += 1e-6
         self.world.before_action(Action(self.world.timers.now(), actor, "start", cid))
         self.actions.append(self.world.last[cid])
-        c.running, c.started_at, c.exit_code = True, self.world.timers.now(), 0
+        c.running, c.started_at, c.exit_code = True, self.world.wall(), 0
         c.health = "starting" if c.has_health else None
         self._emit(cid, "start")
         if c.has_health:
@@ -339,8 +339,7 @@ class SimEngine:
     def create(self, cid: str, name: str, labels: dict[str, str]) -> SimContainer:
         """`docker run`: a new container, created and started (healthy a moment later)."""
         self.world.timers.t += 1e-6
-        now = self.world.timers.now()
-        c = SimContainer(cid, name, labels, running=False, created=now)
+        c = SimContainer(cid, name, labels, running=False, created=self.world.wall())
         self.containers[cid] = c
         self._emit(cid, "create")
         self.do_start(cid, "operator")
@@ -363,7 +362,7 @@ class SimEngine:
             self._emit(cid, f"health_status: {health}")
 
     def _emit(self, cid: str, action: str, attrs: dict[str, str] | None = None) -> None:
-        at_ns = int(self.world.timers.now() * 1e9)
+        at_ns = int(self.world.wall() * 1e9)  # the engine stamps with the wall clock
         self.events.append(
             {
                 "Type": "container",

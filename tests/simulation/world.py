@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.agent import PRESSURE_S, Agent, Parts
+from supervisor.clock import Clock
 from supervisor.cycle import PRE_STOP
 from supervisor.dispatch import deliver
 from supervisor.errors import EngineError, PolicyError
@@ -129,7 +130,11 @@ class World:
         self.steps = steps
         self.faults = faults
         self.rng = random.Random(seed)
-        self.timers = SimTimers()
+        self.timers = SimTimers()  # the world's own time: it never steps
+        self.wall_offset = 0.0  # how far the host's wall clock was stepped, in all
+        # Until when (plus a grace) a start before a step may read older or younger to the
+        # command than it is: a step forward, at once; a step back, as long as it stepped.
+        self.grace_unknown_until = -math.inf
         self.engine = SimEngine(self)
         self.compose = SimCompose(self.engine)
         self.effects = Pending()
@@ -258,6 +263,18 @@ class World:
         root.propagate = False
         self.boot()
 
+    def step_clock(self, by: float) -> None:
+        """The host's wall clock steps (NTP after a suspend, `date -s`); the world's own
+        time goes on as it did."""
+        now = self.timers.now()
+        self.wall_offset += by
+        self.grace_unknown_until = max(self.grace_unknown_until, now + max(0.0, -by) + 1.0)
+        self.trace.append(f"{now:.2f} clock stepped by {by:+g}s")
+
+    def wall(self) -> float:
+        """The host's wall clock: what the engine stamps with and the agent reads."""
+        return self.timers.now() + self.wall_offset
+
     def cid(self, service: str) -> str:
         return next(c for c, s in self.owner.items() if s == service)
 
@@ -297,7 +314,7 @@ class World:
         self.agent = Agent(
             list(self.in_force.values()),
             engine=self.engine,
-            clock=self.timers.now,
+            clock=Clock(self.wall, self.timers.now, boot=lambda: "simulated"),
             heal_concurrency=CONCURRENCY,
             relist_s=20,
             parts=parts,
@@ -308,7 +325,7 @@ class World:
         publish = self.agent.board.publish
 
         def timed_publish(service: str, row: dict, detail: str | None = None, then=None) -> None:
-            self.row_at[service] = self.timers.now()
+            self.row_at[service] = self.wall()  # the instant `status` would read it at
             publish(service, row, detail, then)
 
         self.agent.board.publish = timed_publish
@@ -599,6 +616,7 @@ class World:
                 ("disk_full", 0.4),
                 ("bug", 0.5),
                 ("garbage_event", 0.3),
+                ("clock_step", 0.4),
             ]
         )
         now = self.timers.now()
@@ -613,6 +631,9 @@ class World:
             return
         if kind == "compose_down":
             self._compose_down()
+            return
+        if kind == "clock_step":  # NTP after a suspend, an operator's `date -s`
+            self.step_clock(self.rng.choice([-3600.0, -45.0, 45.0, 3600.0]))
             return
         if kind == "garbage_event":  # an event no one can read (a proxy's, a bug's)
             self.engine.events.append(self.rng.choice(GARBAGE_EVENTS))
@@ -784,7 +805,10 @@ class World:
             self.reset_at[service] = self.timers.now()
         elif action == "pause" and service in self.held:
             self.held[service] = min(self.held[service], until or float("inf"))
-        self.agent.apply_command(Command(action, service, until), done)
+        # The operator's `--for` is read on the wall clock (the world keeps its own time).
+        wall_until = None if until is None else until + self.wall_offset
+        for_s = None if until is None else until - self.timers.now()
+        self.agent.apply_command(Command(action, service, wall_until, for_s), done)
 
     def _reload(self, service: str) -> None:
         roll = self.rng.random()
@@ -869,7 +893,16 @@ class World:
         if action.verb == "start":  # running again: that stop by hand is over
             self.hand_stopped.pop(cid, None)
         now = action.at
-        own_restart = previous is not None and previous.actor == "agent" and previous.verb == "stop"
+        # The agent's own stop, or one that came within the engine's stamps' resolution (a
+        # microsecond) of the agent's attempt: the engine's record cannot tell them apart.
+        own_restart = (
+            previous is not None
+            and previous.verb == "stop"
+            and (
+                previous.actor == "agent"
+                or abs(previous.at - self.agent_stop_at.get(cid, -math.inf)) <= 2e-6
+            )
+        )
         if action.verb == "start" and not own_restart:
             if service is None and not ambiguous:
                 # A neighbour or dependent (no service of its own): only what the agent's
@@ -1058,13 +1091,14 @@ class World:
         agent built the row (a countdown such as "held for 4s" is as of then)."""
         from supervisor.cli import _status_row
 
-        now = self.timers.now()
         if worker.seen is None or not worker.supervised or worker.retired:
             return
         if self.agent.router.get(worker.service) is not worker:
             return
-        if self.agent.health.settling(now) or self.agent._stopping:
+        if self.agent.health.settling(self.wall()) or self.agent._stopping:
             return
+        if self.timers.now() < self.grace_unknown_until + worker.policy.check.grace_s:
+            return  # a start before a step may be in its grace still: `status` cannot know
         row = self.agent.board.row(worker.service)
         if not row or worker.service not in self.row_at:
             return

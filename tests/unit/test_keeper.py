@@ -340,3 +340,58 @@ def test_an_intent_saved_by_an_older_agent_keeps_its_whole_window():
     assert owed.stop_windows() == ((2.0, None), (5.0, 5.2))
     assert stopped_by_agent({"Running": False, "FinishedAt": "1970-01-01T00:00:03Z"}, owed)
     assert not stopped_by_agent({"Running": False, "FinishedAt": "1970-01-01T00:00:01Z"}, owed)
+
+
+def test_the_stamps_the_stop_found_decide_whatever_the_wall_clock_did():
+    """The stop was sent at 5.0 (wall); web's run had started at 2.0 and it last finished at
+    1.0. The clock then steps back: the engine's later stamps read earlier than 5.0, the
+    older ones as they were. The run the stop ended does not fulfil the intent though it
+    reads as started 'after' a stop stamped back in time; the finish from before the stop is
+    not the agent's though it falls inside an open stop window; and a start it had not seen
+    fulfils the intent only when stamped after the stop (the agent cannot tell otherwise)."""
+    found = {
+        "Running": True,
+        "StartedAt": "1970-01-01T00:00:02Z",
+        "FinishedAt": "1970-01-01T00:00:01Z",
+    }
+    owed = Intent.for_container("web", "w1", 5.0, found=found)
+    back = replace(owed, at=1.5)  # as if stamped after a step back of 3.5 s
+    assert (owed.run, owed.finished) == (2.0, 1.0)
+    assert not back.later_run(2.0) and back.later_run(3.0)
+    assert owed.later_run(6.0) and not owed.later_run(3.0)
+    old_finish = {
+        "Running": False,
+        "StartedAt": found["StartedAt"],
+        "FinishedAt": found["FinishedAt"],
+    }
+    assert not stopped_by_agent(old_finish, replace(owed, at=0.5))
+    its_finish = dict(old_finish, FinishedAt="1970-01-01T00:00:05.500000Z")
+    assert stopped_by_agent(its_finish, owed)
+    journal = Journal()
+    journal.record(back)
+    assert not journal.seen_running("w1", 2.0)  # the run the stop ended, seen late
+    assert journal.get("w1") is not None
+    assert journal.seen_running("w1", 3.0)
+
+
+def test_a_new_attempt_keeps_what_the_first_owed_stop_found():
+    """The first stop found web running since 2.0; its start failed; the next attempt's stop
+    finds it down since that stop (finished 5.2): the intent still says 2.0 and 1.0, so the
+    finish at 5.2 stays the agent's."""
+    journal = Journal()
+    found = {
+        "Running": True,
+        "StartedAt": "1970-01-01T00:00:02Z",
+        "FinishedAt": "1970-01-01T00:00:01Z",
+    }
+    journal.record(Intent.for_container("web", "w1", 5.0, found=found))
+    journal.stopped(["w1"], 5.3)
+    down = {
+        "Running": False,
+        "StartedAt": found["StartedAt"],
+        "FinishedAt": "1970-01-01T00:00:05.200000Z",
+    }
+    journal.record(Intent.for_container("web", "w1", 9.0, found=down))
+    owed = journal.get("w1")
+    assert (owed.run, owed.finished) == (2.0, 1.0)
+    assert stopped_by_agent(down, owed)

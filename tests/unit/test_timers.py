@@ -77,10 +77,11 @@ def test_a_clock_step_moves_every_timer_so_each_keeps_what_was_left_of_its_wait(
     import time
     from datetime import timedelta
 
+    from supervisor.clock import Clock
     from supervisor.timers import SchedulerTimers
 
     step = {"s": 0.0}
-    timers = SchedulerTimers(wall=lambda: time.time() + step["s"], watch_s=None)
+    timers = SchedulerTimers(Clock(wall=lambda: time.time() + step["s"]), watch_s=None)
     fired, again = [], threading.Event()
 
     def tick() -> None:

@@ -138,7 +138,7 @@ class Clock:
 @pytest.fixture
 def setup():
     source, clock, seen = FakeSource(), Clock(), []
-    view = ContainerView(source, on_event=seen.append, clock=clock)
+    view = ContainerView(source, on_event=seen.append, clock=clock, steady=clock)
     source.add("a", "web", dict(RUNNING))
     source.add("b", "db", dict(RUNNING))
     assert view.resync() == 2
