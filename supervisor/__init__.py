@@ -4,10 +4,10 @@ The public Python API: ServiceManager (start, stop, restart, status and health o
 service), load_policies (a policies directory, validated) and Status.
 """
 
+from .act.manager import ServiceManager
+from .config.policy import Policy, load_policies, load_policy_file
+from .docker.states import Status
 from .errors import SupervisorError
-from .manager import ServiceManager
-from .policy import Policy, load_policies, load_policy_file
-from .status import Status
 
 __version__ = "0.1.0"
 

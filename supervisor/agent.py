@@ -20,41 +20,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .board import Board
-from .clock import Clock, Follower
-from .compose import DEFAULT_COMPOSE_TIMEOUT_S
-from .dispatch import ThreadDispatcher
-from .engine import (
+from .act.journal import Journal
+from .act.keeper import Rounds, finish_due_intents
+from .act.manager import ServiceManager
+from .act.runner import HealRunner
+from .config.policy import LoadResult, NotifyPolicy, Policy
+from .config.reload import plan_reload
+from .core.gate import HELD_FOREVER
+from .core.messages import Look, NewPolicy, Operator, Remove, Shutdown
+from .core.pressure import HostSample, PressureGuard, Thresholds, read_host
+from .core.router import Router
+from .core.selector import Identity, expand, saved_names
+from .core.worker import Context, Worker
+from .docker.compose import DEFAULT_COMPOSE_TIMEOUT_S
+from .docker.engine import (
     Engine,
     dependencies_of,
     dependency_down,
     has_dependencies,
     identity_of,
 )
+from .docker.health import EngineHealth
+from .docker.states import Status, classify_state
+from .docker.view import ContainerView
 from .errors import SupervisorError
-from .gate import HELD_FOREVER
-from .hooks import Notifications
-from .journal import Journal
-from .keeper import Rounds, finish_due_intents
-from .liveness import EngineHealth
 from .logs import log_event
-from .manager import ServiceManager
-from .messages import Look, NewPolicy, Operator, Remove, Shutdown
-from .metrics import Metrics
-from .notify import Notifier
-from .policy import LoadResult, NotifyPolicy, Policy
-from .pressure import HostSample, PressureGuard, Thresholds, read_host
-from .prober import Prober
-from .probes import run_probe
-from .reload import plan_reload
-from .router import Router
-from .runner import HealRunner
-from .selector import Identity, expand, saved_names
-from .state import Command, Saved, StateWriter, load_state
-from .status import Status, classify_state
-from .timers import SchedulerTimers, Ticks
-from .view import ContainerView
-from .worker import Context, Worker
+from .probe.checks import run_probe
+from .probe.prober import Prober
+from .publish.board import Board
+from .publish.metrics import Metrics
+from .publish.notifications import Notifications
+from .publish.sdnotify import Notifier
+from .runtime.clock import Clock, Follower
+from .runtime.dispatch import ThreadDispatcher
+from .runtime.timers import SchedulerTimers, Ticks
+from .store.state import Command, Saved, StateWriter, load_state
 
 log = logging.getLogger("supervisor.agent")
 

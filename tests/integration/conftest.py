@@ -14,7 +14,7 @@ import docker
 import pytest
 from docker.models.containers import _create_container_args
 
-from supervisor.compose import find_compose_command
+from supervisor.docker.compose import find_compose_command
 from tests.support import REPO, AgentProcess, engine_client
 
 IMAGE = "docker-supervisor/busybox:local"

@@ -3,7 +3,7 @@ restarted and reaches the network again, checked from inside app."""
 
 import pytest
 
-from supervisor.compose import build_base_argv, run_compose
+from supervisor.docker.compose import build_base_argv, run_compose
 from tests.integration.conftest import RUN_ID, by_service, health_of
 from tests.support import wait_for, write_policy
 

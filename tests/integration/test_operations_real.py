@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from supervisor.state import save_state
+from supervisor.store.state import save_state
 from tests.integration.conftest import file_healthcheck, health_of
 from tests.support import FAST_HEAL, REPO, run_cli, scrape_metrics, wait_for, write_policy
 

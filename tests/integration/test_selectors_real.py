@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from supervisor.compose import build_base_argv, run_compose
+from supervisor.docker.compose import build_base_argv, run_compose
 from tests.integration.conftest import (
     RUN_ID,
     by_service,

@@ -2,9 +2,9 @@
 
 import pytest
 
-from supervisor.engine import Engine
-from supervisor.policy import Match, Policy
-from supervisor.status import Status
+from supervisor.config.policy import Match, Policy
+from supervisor.docker.engine import Engine
+from supervisor.docker.states import Status
 from tests.integration.conftest import SECOND_NS, file_healthcheck
 from tests.support import wait_for
 

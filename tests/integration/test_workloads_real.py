@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from supervisor.compose import build_base_argv, run_compose
+from supervisor.docker.compose import build_base_argv, run_compose
 from tests.integration.conftest import RUN_ID, by_service, failing_streak, health_of, supervise
 from tests.integration.test_contracts_real import at_s, engine_events
 from tests.integration.workloads.images import ensure_images

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from supervisor.engine import ContainerInfo, observe_in
+from supervisor.docker.engine import ContainerInfo, observe_in
 from supervisor.errors import ComposeError, ContainerGone, EngineError, EngineUnreachable
-from supervisor.probes import ProbeResult
-from supervisor.state import Saved
+from supervisor.probe.checks import ProbeResult
+from supervisor.store.state import Saved
 
 START_AT = 1_800_000_000.0
 # How long Docker waits before SIGKILL for a container that set no StopTimeout (Linux).

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.cycle import DEPENDENTS
+from supervisor.act.cycle import DEPENDENTS
+from supervisor.config.policy import LoadResult, Match, ProbePolicy
+from supervisor.core.gate import HELD_FOREVER
+from supervisor.core.messages import Look
+from supervisor.core.pressure import HostSample
 from supervisor.errors import ComposeError, EngineError, PolicyError
-from supervisor.gate import HELD_FOREVER
-from supervisor.messages import Look
-from supervisor.policy import LoadResult, Match, ProbePolicy
-from supervisor.pressure import HostSample
-from supervisor.state import Command, Saved
+from supervisor.store.state import Command, Saved
 
 from .run import replay_command
 from .sim import SimContainer

@@ -18,14 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from supervisor.act.cycle import PRE_STOP
+from supervisor.act.manager import ServiceManager
 from supervisor.agent import PRESSURE_S, Agent, Parts
-from supervisor.clock import Clock
-from supervisor.cycle import PRE_STOP
-from supervisor.dispatch import deliver
-from supervisor.errors import EngineError, PolicyError
-from supervisor.logs import setup_logging
-from supervisor.manager import ServiceManager
-from supervisor.policy import (
+from supervisor.config.policy import (
     BackoffPolicy,
     CheckPolicy,
     ComposeRef,
@@ -35,8 +31,12 @@ from supervisor.policy import (
     Policy,
     ProbePolicy,
 )
-from supervisor.pressure import HostSample, Thresholds
-from supervisor.state import Command, Saved
+from supervisor.core.pressure import HostSample, Thresholds
+from supervisor.errors import EngineError, PolicyError
+from supervisor.logs import setup_logging
+from supervisor.runtime.clock import Clock
+from supervisor.runtime.dispatch import deliver
+from supervisor.store.state import Command, Saved
 
 from .sim import (
     START_AT,
@@ -1089,7 +1089,7 @@ class World:
         """What the agent shows is what `docker-supervisor status` computes from the saved
         memory with the same gate (where the command can know as much), at the instant the
         agent built the row (a countdown such as "held for 4s" is as of then)."""
-        from supervisor.cli import _status_row
+        from supervisor.cli.main import _status_row
 
         if worker.seen is None or not worker.supervised or worker.retired:
             return

@@ -1,11 +1,11 @@
 """board.py: READY waits for every service; the saved rows stand until replaced; the status
 command's rows come from the same gate as the agent's."""
 
-from supervisor.board import Board
-from supervisor.cli import _status_row
-from supervisor.engine import ContainerInfo, Observation
-from supervisor.policy import HealPolicy, Match, Policy
-from supervisor.status import Status
+from supervisor.cli.main import _status_row
+from supervisor.config.policy import HealPolicy, Match, Policy
+from supervisor.docker.engine import ContainerInfo, Observation
+from supervisor.docker.states import Status
+from supervisor.publish.board import Board
 
 
 class Notes:
@@ -66,7 +66,7 @@ def test_status_shows_what_the_saved_memory_says():
     gave_up = {"gave_up": True, "attempt": 5, "restarts_at": [90.0]}
     # A give-up made under another policy (no digest here) does not stand.
     assert _status_row(policy, bad, gave_up, 100.0, None)["reason"] == "unhealthy"
-    from supervisor.healing import policy_digest
+    from supervisor.core.tracker import policy_digest
 
     same = {**gave_up, "policy_digest": policy_digest(policy)}
     shown = _status_row(policy, bad, same, 100.0, None)
@@ -80,9 +80,9 @@ def test_status_shows_what_the_saved_memory_says():
 
 
 def test_a_service_waits_for_what_it_needs_and_its_status_says_what():
-    from supervisor.board import make_facts
-    from supervisor.gate import WHY_DEPENDENCY_DOWN, may_heal
-    from supervisor.healing import RestartTracker
+    from supervisor.core.gate import WHY_DEPENDENCY_DOWN, may_heal
+    from supervisor.core.rows import make_facts
+    from supervisor.core.tracker import RestartTracker
 
     policy = Policy("web", Match(name="web"))
     container = ContainerInfo("abc", "web", state={"Status": "running", "Running": True})

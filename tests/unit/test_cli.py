@@ -52,7 +52,7 @@ def test_metrics_addr_parsing():
     import pytest
 
     from supervisor.errors import UsageError
-    from supervisor.metrics import parse_metrics_addr
+    from supervisor.publish.metrics import parse_metrics_addr
 
     assert parse_metrics_addr("127.0.0.1:9464") == ("127.0.0.1", 9464)
     assert parse_metrics_addr(":9464") == ("127.0.0.1", 9464)
@@ -67,7 +67,7 @@ def _parsers():
     """The main parser and every command's, with their names."""
     import argparse
 
-    from supervisor.cli import build_parser
+    from supervisor.cli.main import build_parser
 
     main = build_parser()
     found = [("docker-supervisor", main)]

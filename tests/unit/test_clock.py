@@ -1,6 +1,6 @@
 """The agent's clock: steps noticed once, slews not; what a follower moves by."""
 
-from supervisor.clock import Clock, Follower
+from supervisor.runtime.clock import Clock, Follower
 
 
 class Hands:

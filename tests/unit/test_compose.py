@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.compose import (
+from supervisor.docker.compose import (
     Compose,
     build_config_argv,
     build_stop_argv,

@@ -5,10 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from supervisor.engine import ContainerInfo
-from supervisor.errors import EngineError
-from supervisor.journal import COMPOSE, CONTAINER, DEPENDENT, PROJECT, Intent, Journal
-from supervisor.keeper import (
+from supervisor.act.journal import COMPOSE, CONTAINER, DEPENDENT, PROJECT, Intent, Journal
+from supervisor.act.keeper import (
     DONE,
     START,
     belongs,
@@ -17,7 +15,9 @@ from supervisor.keeper import (
     stopped_by_agent,
     taken_down,
 )
-from supervisor.policy import BackoffPolicy, Match, Policy
+from supervisor.config.policy import BackoffPolicy, Match, Policy
+from supervisor.docker.engine import ContainerInfo
+from supervisor.errors import EngineError
 
 WEB = Policy("web", Match(compose_service="web"))
 WEB_LABELS = {"com.docker.compose.service": "web", "com.docker.compose.project": "demo"}
@@ -206,7 +206,7 @@ def test_one_intent_that_raises_is_tried_again_later_and_the_round_goes_on(caplo
     """api's intent raises (a bug in its worker); web's, after it, is started in the same
     round, and api's waits its first backoff (the default 10 s; jitter at its middle) as a
     failed start's does."""
-    from supervisor.keeper import finish_due_intents
+    from supervisor.act.keeper import finish_due_intents
 
     api_labels = {**WEB_LABELS, "com.docker.compose.service": "api"}
     journal = Journal()
@@ -238,7 +238,7 @@ def test_keeper_rounds_never_overlap_and_one_asked_meanwhile_runs_after(caplog):
     round that raises is said once per cause, and later rounds still run."""
     import threading
 
-    from supervisor.keeper import Rounds
+    from supervisor.act.keeper import Rounds
 
     inside, release, log_of = threading.Event(), threading.Event(), []
     running = []

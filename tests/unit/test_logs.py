@@ -154,7 +154,7 @@ def test_run_refuses_a_bad_policy_in_the_journal_as_json(tmp_path, journald):
     (policies / "web.yaml").write_text("service: web\nmatch: {name: web}\nheal: {pause: soon}\n")
     code = (
         "import sys; import supervisor.logs as logs; "
-        f"logs.JOURNAL_SOCKET = {str(path)!r}; from supervisor.cli import main; "
+        f"logs.JOURNAL_SOCKET = {str(path)!r}; from supervisor.cli.main import main; "
         f"sys.exit(main(['run', '--policies', {str(policies)!r}, '--state-dir', "
         f"{str(tmp_path / 'state')!r}]))"
     )

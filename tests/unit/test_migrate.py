@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.engine import ContainerInfo
-from supervisor.errors import UsageError
-from supervisor.migrate import (
+from supervisor.config.migrate import (
     Migration,
     merged,
     policies,
@@ -17,7 +15,9 @@ from supervisor.migrate import (
     stop_timeouts,
     write,
 )
-from supervisor.policy import load_policy_file
+from supervisor.config.policy import load_policy_file
+from supervisor.docker.engine import ContainerInfo
+from supervisor.errors import UsageError
 
 
 def load(tmp_path: Path, texts: dict[str, str]) -> dict:

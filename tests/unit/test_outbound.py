@@ -8,10 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from supervisor.engine import ContainerInfo
-from supervisor.hooks import Notifications
-from supervisor.policy import NotifyPolicy, ProbePolicy
-from supervisor.probes import run_probe
+from supervisor.config.policy import NotifyPolicy, ProbePolicy
+from supervisor.docker.engine import ContainerInfo
+from supervisor.probe.checks import run_probe
+from supervisor.publish.notifications import Notifications
 
 
 class Server:

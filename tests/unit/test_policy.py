@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.errors import PolicyError, PolicyErrors
-from supervisor.policy import (
+from supervisor.config.policy import (
     BackoffPolicy,
     CheckPolicy,
     HealPolicy,
@@ -14,6 +13,7 @@ from supervisor.policy import (
     load_policy_file,
     parse_duration,
 )
+from supervisor.errors import PolicyError, PolicyErrors
 
 REPO = Path(__file__).resolve().parents[2]
 

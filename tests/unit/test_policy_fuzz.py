@@ -12,8 +12,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from supervisor.config.policy import load_policy_dir, load_policy_file
 from supervisor.errors import PolicyError
-from supervisor.policy import load_policy_dir, load_policy_file
 
 VALID = """\
 service: web

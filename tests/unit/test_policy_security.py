@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.compose import Compose
-from supervisor.hooks import Notifications
-from supervisor.policy import NotifyPolicy, load_policy_dir
+from supervisor.config.policy import NotifyPolicy, load_policy_dir
+from supervisor.docker.compose import Compose
+from supervisor.publish.notifications import Notifications
 from tests.support import run_cli
 
 VALID = "service: web\nmatch: {name: web}\n"

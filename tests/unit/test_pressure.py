@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor import pressure
-from supervisor.gate import (
+from supervisor.core import pressure
+from supervisor.core.gate import (
     WATCH_ONLY,
     WHY_HELD,
     WHY_HOST_PRESSURE,
@@ -14,8 +14,14 @@ from supervisor.gate import (
     next_action,
     present,
 )
-from supervisor.pressure import HostSample, PressureGuard, Thresholds, health_timed_out, read_psi
-from supervisor.status import Status
+from supervisor.core.pressure import (
+    HostSample,
+    PressureGuard,
+    Thresholds,
+    health_timed_out,
+    read_psi,
+)
+from supervisor.docker.states import Status
 
 CALM = HostSample(cpu_pct=5.0, memory_pct=0.0, io_pct=1.0)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from supervisor.messages import SlotGranted
-from supervisor.runner import HealRunner
+from supervisor.act.runner import HealRunner
+from supervisor.core.messages import SlotGranted
 
 
 class Posted:

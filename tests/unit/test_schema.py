@@ -13,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from supervisor.config.policy import POLICY, Keys, _Loader, json_schema, load_policy_file
 from supervisor.errors import PolicyError
-from supervisor.policy import POLICY, Keys, _Loader, json_schema, load_policy_file
 from tests.support import REPO, run_cli
 
 # JSON cannot tell 80 from 80.0; YAML can, and the loader wants a whole number.

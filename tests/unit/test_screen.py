@@ -1,6 +1,6 @@
 """screen.py: the status table's cells, fitted to a width, coloured (pure)."""
 
-from supervisor.screen import column_widths, format_table, render_watch, table_cells
+from supervisor.cli.screen import column_widths, format_table, render_watch, table_cells
 
 ROW = {
     "service": "web",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from supervisor.engine import ContainerInfo, identity_of
-from supervisor.policy import Match, Policy
-from supervisor.selector import MORE_SPECIFIC, NAME_TAKEN, PREFERS_SINGLE, Conflict, expand
+from supervisor.config.policy import Match, Policy
+from supervisor.core.selector import MORE_SPECIFIC, NAME_TAKEN, PREFERS_SINGLE, Conflict, expand
+from supervisor.docker.engine import ContainerInfo, identity_of
 
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from supervisor.errors import UnsafeFile
-from supervisor.state import (
+from supervisor.store.state import (
     LOCK_FILE,
     STATE_FILE,
     Command,

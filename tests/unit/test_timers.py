@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from supervisor.timers import Ticks
+from supervisor.runtime.timers import Ticks
 from tests.simulation.sim import START_AT, SimTimers
 
 
@@ -77,8 +77,8 @@ def test_a_clock_step_moves_every_timer_so_each_keeps_what_was_left_of_its_wait(
     import time
     from datetime import timedelta
 
-    from supervisor.clock import Clock
-    from supervisor.timers import SchedulerTimers
+    from supervisor.runtime.clock import Clock
+    from supervisor.runtime.timers import SchedulerTimers
 
     step = {"s": 0.0}
     timers = SchedulerTimers(Clock(wall=lambda: time.time() + step["s"]), watch_s=None)

@@ -4,15 +4,15 @@ The source is a fake of our own ContainerSource interface (list, inspect, events
 
 import pytest
 
-from supervisor.engine import ContainerInfo
-from supervisor.errors import ContainerGone
-from supervisor.view import (
+from supervisor.docker.engine import ContainerInfo
+from supervisor.docker.view import (
     ContainerView,
     apply_event,
     fingerprint_row,
     fingerprint_state,
     health_from_list_status,
 )
+from supervisor.errors import ContainerGone
 
 AT = "2026-11-26T04:00:00Z"
 RUNNING = {

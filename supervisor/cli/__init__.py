@@ -1,0 +1,1 @@
+"""The command line: its parser and commands, and the status screen."""

@@ -1,0 +1,1 @@
+"""The agent's own checks (tcp, http, exec) and their schedule."""

@@ -1,0 +1,1 @@
+"""What everything runs on: the clock and its steps, the timers, the mailboxes' threads."""
