@@ -33,13 +33,8 @@ from .core.router import Router
 from .core.selector import Identity, expand, saved_names
 from .core.worker import Context, Worker
 from .docker.compose import DEFAULT_COMPOSE_TIMEOUT_S
-from .docker.engine import (
-    Engine,
-    dependencies_of,
-    dependency_down,
-    has_dependencies,
-    identity_of,
-)
+from .docker.containers import dependencies_of, dependency_down, has_dependencies, identity_of
+from .docker.engine import Engine
 from .docker.health import EngineHealth
 from .docker.states import Status, classify_state
 from .docker.view import ContainerView

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.gate import WHY_STATE_UNWRITABLE, Verdict, may_heal
 from ..core.messages import EffectDone, SlotGranted, Wake
-from ..docker.engine import exited_since, stop_wait_s
+from ..docker.containers import exited_since, stop_wait_s
 from ..errors import ContainerGone, StateUnwritable, SupervisorError
 from ..logs import log_event
 from .journal import DEPENDENT, PROJECT, Intent
@@ -32,8 +32,38 @@ from .manager import (
 )
 
 if TYPE_CHECKING:
-    from ..core.worker import Worker
-    from ..docker.engine import Observation
+    from ..config.policy import Policy
+    from ..core.gate import Facts
+    from ..core.tracker import RestartTracker
+    from ..docker.containers import Observation
+    from .manager import ServiceManager
+
+
+class Worker(Protocol):
+    """The service's worker a cycle belongs to (core/worker.py), as the cycle uses it."""
+
+    ctx: Any  # the parts every worker shares (core/worker.py's Context)
+    cycle: Cycle | None
+    policy: Policy
+    manager: ServiceManager
+    tracker: RestartTracker
+    seen: Observation | None
+    last_heal: dict[str, Any] | None
+    retired: bool
+
+    @property
+    def service(self) -> str: ...
+    def now(self) -> float: ...
+    def facts(self, seen: Observation, now: float, needs: Any = None) -> Facts: ...
+    def is_ready(self, seen: Observation, since: float) -> bool: ...
+    def may_act_now(self, container: Any = None) -> bool: ...
+    def note_manual_stop(self, seen: Observation) -> None: ...
+    def observe(self, cause: str) -> Observation: ...
+    def post(self, message: Any) -> None: ...
+    def publish(
+        self, facts: Facts | None = None, then: Callable[[], None] | None = None
+    ) -> None: ...
+
 
 log = logging.getLogger("supervisor.agent")
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ..docker.engine import parse_finished_at, parse_started_at
+from ..docker.containers import parse_finished_at, parse_started_at
 from ..errors import StateUnwritable
 from ..runtime.clock import Clock, Follower
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..config.policy import BackoffPolicy
 from ..core.tracker import compute_backoff_delay_s
-from ..docker.engine import (
+from ..docker.containers import (
     LABEL_COMPOSE_PROJECT,
     ContainerInfo,
     find_dependents,

@@ -18,13 +18,12 @@ from typing import Any
 
 from ..config.policy import Policy
 from ..docker.compose import DEFAULT_COMPOSE_TIMEOUT_S, Compose, find_compose_command
-from ..docker.engine import (
+from ..docker.containers import (
     LABEL_COMPOSE_ONEOFF,
     LABEL_COMPOSE_PROJECT,
     LABEL_COMPOSE_SERVICE,
     SHARES_NETWORK,
     ContainerInfo,
-    Engine,
     Observation,
     find_dependents,
     parse_finished_at,
@@ -33,6 +32,7 @@ from ..docker.engine import (
     stop_wait_s,
     was_down_before,
 )
+from ..docker.engine import Engine
 from ..docker.states import Status
 from ..errors import ComposeError, ContainerGone, EngineError, SupervisorError
 from ..logs import log_event

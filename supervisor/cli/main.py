@@ -536,13 +536,13 @@ def _other_projects(policies: list[Policy]) -> list[PolicyError]:
     to heal it): one error each, at its field. Asked of the engine when it answers; when it
     does not, one note says nothing was checked."""
     from ..config.policy import field_line
-    from ..docker.engine import (
+    from ..docker.containers import (
         LABEL_COMPOSE_CONFIG_FILES,
         LABEL_COMPOSE_PROJECT,
-        Engine,
         observe_in,
         refusal_for,
     )
+    from ..docker.engine import Engine
 
     with_compose = [p for p in policies if p.compose is not None and not p.is_selector]
     if not with_compose:

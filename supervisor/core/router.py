@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 
 from ..act.journal import Journal
-from ..docker.engine import discover, parse_started_at
+from ..docker.containers import discover, parse_started_at
 from ..docker.view import ViewEvent
 from ..runtime.dispatch import Dispatcher, Handler
 from .messages import Look

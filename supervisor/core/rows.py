@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config.policy import Policy
-from ..docker.engine import Observation, refusal_for
+from ..docker.containers import Observation, refusal_for
 from ..docker.states import REASON_ENGINE_UNREACHABLE
 from .gate import Facts, may_heal, next_action, present
 from .tracker import RestartTracker, compute_backoff_delay_s, is_healable

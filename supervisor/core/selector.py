@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config.policy import Match, Policy
-from ..docker.engine import (
+from ..docker.containers import (
     LABEL_COMPOSE_ONEOFF,
     LABEL_COMPOSE_SERVICE,
     ContainerInfo,

@@ -21,7 +21,7 @@ from ..act.journal import COMPOSE, CONTAINER, Journal, compose_key
 from ..act.manager import ServiceManager
 from ..act.runner import HealRunner
 from ..config.policy import Policy
-from ..docker.engine import REFUSALS, Observation, discover, observe_in, refusal_for
+from ..docker.containers import REFUSALS, Observation, discover, observe_in, refusal_for
 from ..docker.health import EngineHealth
 from ..docker.states import (
     REASON_ENGINE_UNREACHABLE,

@@ -417,7 +417,7 @@ class ContainerView:
         unknown state (never healed as such), said once, and inspected again at the next
         listing; the rest of the host is seen as always. If the engine itself does not
         answer, the listing fails as before."""
-        from .engine import ContainerInfo
+        from .containers import ContainerInfo
 
         if isinstance(error, EngineUnreachable):
             self._source.list_rows()  # raises if it is the engine, not the container

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import requests
 
 from ..config.policy import ProbePolicy
-from ..docker.engine import ContainerInfo, Engine
+from ..docker.containers import ContainerInfo
+from ..docker.engine import Engine
 from ..errors import ExecTimedOut
 from ..publish.outbound import request_status
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.policy import Policy, ProbePolicy
-from ..docker.engine import ContainerInfo
+from ..docker.containers import ContainerInfo
 from ..logs import log_event
 from ..runtime.timers import Handle, Timers
 from .checks import FAILED, OK, UNKNOWN, ProbeResult, ProbeTracker

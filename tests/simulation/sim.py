@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from supervisor.docker.engine import ContainerInfo, observe_in
+from supervisor.docker.containers import ContainerInfo, observe_in
 from supervisor.errors import ComposeError, ContainerGone, EngineError, EngineUnreachable
 from supervisor.probe.checks import ProbeResult
 from supervisor.store.state import Saved

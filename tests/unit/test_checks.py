@@ -1,7 +1,7 @@
 """probes.py: Kubernetes' thresholds and initial delay, and the probe's target."""
 
 from supervisor.config.policy import ProbePolicy
-from supervisor.docker.engine import ContainerInfo
+from supervisor.docker.containers import ContainerInfo
 from supervisor.probe.checks import (
     FAILED,
     OK,

@@ -6,10 +6,9 @@ from pathlib import Path
 import pytest
 
 from supervisor.config.policy import ComposeRef, Match, Policy
-from supervisor.docker.engine import (
+from supervisor.docker.containers import (
     REFUSED_OTHER_PROJECT,
     ContainerInfo,
-    _from_inspect,
     discover,
     exited_since,
     parse_started_at,
@@ -17,6 +16,7 @@ from supervisor.docker.engine import (
     stop_timeout_for,
     stop_wait_s,
 )
+from supervisor.docker.engine import _from_inspect
 
 
 def c(name, labels=None, ports=()):
@@ -94,7 +94,7 @@ def test_started_at():
 
 
 def test_find_dependents():
-    from supervisor.docker.engine import find_dependents
+    from supervisor.docker.containers import find_dependents
 
     labels = {"com.docker.compose.project": "demo", "com.docker.compose.service": "vpn"}
     vpn = ContainerInfo("new-id", "demo-vpn-1", labels)
@@ -217,7 +217,7 @@ def _running(**health):
 
 
 def test_what_a_container_needs_is_its_network_parent_and_its_depends_on_services():
-    from supervisor.docker.engine import Dependency, dependencies_of
+    from supervisor.docker.containers import Dependency, dependencies_of
 
     demo = {"com.docker.compose.project": "demo"}
     app = ContainerInfo("app-id", "demo-app-1", {**demo, "com.docker.compose.service": "app"})
@@ -279,7 +279,7 @@ def test_what_a_container_needs_is_its_network_parent_and_its_depends_on_service
     ],
 )
 def test_a_dependency_is_down_when_no_process_of_it_runs(state, completes, down):
-    from supervisor.docker.engine import Dependency, dependency_down
+    from supervisor.docker.containers import Dependency, dependency_down
 
     container = ContainerInfo("d", "db", state=state)
     assert dependency_down(Dependency("db", container, completes)) == down

@@ -16,7 +16,7 @@ from supervisor.act.keeper import (
     taken_down,
 )
 from supervisor.config.policy import BackoffPolicy, Match, Policy
-from supervisor.docker.engine import ContainerInfo
+from supervisor.docker.containers import ContainerInfo
 from supervisor.errors import EngineError
 
 WEB = Policy("web", Match(compose_service="web"))

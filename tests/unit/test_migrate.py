@@ -16,7 +16,7 @@ from supervisor.config.migrate import (
     write,
 )
 from supervisor.config.policy import load_policy_file
-from supervisor.docker.engine import ContainerInfo
+from supervisor.docker.containers import ContainerInfo
 from supervisor.errors import UsageError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from supervisor.config.policy import Match, Policy
 from supervisor.core.selector import MORE_SPECIFIC, NAME_TAKEN, PREFERS_SINGLE, Conflict, expand
-from supervisor.docker.engine import ContainerInfo, identity_of
+from supervisor.docker.containers import ContainerInfo, identity_of
 
 PROJECT = "com.docker.compose.project"
 SERVICE = "com.docker.compose.service"

@@ -4,7 +4,7 @@ The source is a fake of our own ContainerSource interface (list, inspect, events
 
 import pytest
 
-from supervisor.docker.engine import ContainerInfo
+from supervisor.docker.containers import ContainerInfo
 from supervisor.docker.view import (
     ContainerView,
     apply_event,
