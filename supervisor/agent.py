@@ -152,6 +152,7 @@ class Agent:
             clock=clock,
             manual_stops=manual,
             steady=clock.steady,
+            steady_of=clock.steady_of,
         )
         self.engine.attach_view(self.view)
         self.runner = HealRunner(heal_concurrency, self.dispatcher, parts.submit_effect)

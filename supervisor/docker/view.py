@@ -155,12 +155,14 @@ class ContainerView:
         clock: Callable[[], float] = time.time,
         manual_stops: Iterable[str] = (),
         steady: Callable[[], float] = time.monotonic,  # never steps: how long ago it saw
+        steady_of: Callable[[float], float] | None = None,  # an engine stamp on `steady`
     ) -> None:
         self._source = source
         self._on_event = on_event
         self._on_sync = on_sync
         self._clock = clock
         self._steady = steady
+        self._steady_of = steady_of or (lambda at: steady() - max(0.0, clock() - at))
         self._changed = threading.Condition()
         self._containers: dict[str, Any] = {}
         self._last_event_seq: dict[str, int] = {}
@@ -242,7 +244,7 @@ class ContainerView:
         kind = STOPPING if stopping else STARTING
         marks = [(bag, (key, kind)) for bag, key in keys]
         with self._changed:
-            began = self._clock()
+            began = self._steady()  # the steady clock: a step of the wall clock moves no window
             if not stopping:
                 # A stop stamped after the agent's own start began is not the agent's.
                 for bag, key in keys:
@@ -255,12 +257,13 @@ class ContainerView:
             yield
         finally:
             with self._changed:
-                now = self._clock()
+                now = self._steady()
                 for bag, key in marks:
                     bag.setdefault(key, _Own()).leave(now, OWN_EVENT_GRACE_S)
 
     def _is_own(self, container_id: str, container: Any | None, at: float, verb: str) -> bool:
-        """Whether an event stamped `at` (by the engine) is the agent's doing."""
+        """Whether an event that happened at `at` (the engine's stamp, on the steady clock)
+        is the agent's doing."""
         labels = container.labels if container else {}
         project = labels.get("com.docker.compose.project") or ""
         service = labels.get("com.docker.compose.service") or ""
@@ -515,16 +518,17 @@ class ContainerView:
         # When the engine says it happened (not when it arrived here): what is the agent's
         # own, and since when a stop by hand holds, are judged by it.
         happened = at_ns / 1e9 if at_ns else now
-        # The same instant on the clock that never steps: this event arrived now - happened
-        # after it happened (a lagging view hears of it late).
-        steady_at = self._steady() - max(0.0, now - happened)
+        # The same instant on the clock that never steps (the agent's own windows and the
+        # stops by hand are kept on it): a step of the wall clock between the event and its
+        # arrival, or a view that lags, does not move it.
+        steady_at = self._steady_of(happened)
         at_iso = datetime.fromtimestamp(happened, UTC).isoformat().replace("+00:00", "Z")
         with self._changed:
             self._seq += 1
             self._last_event_seq[cid] = self._seq
             if container is None:
                 container = self._containers.get(cid)
-            by_agent = self._is_own(cid, container, happened, verb)
+            by_agent = self._is_own(cid, container, steady_at, verb)
             if verb == "destroy":
                 self._forget(cid)
                 container = None

@@ -68,6 +68,8 @@ class Clock:
         self._lock = threading.Lock()
         self._offset = wall() - steady()
         self._steps: list[Step] = []
+        # Each frame the wall clock read in: from when (steady), and its offset then.
+        self._frames: list[tuple[float, float]] = [(steady(), self._offset)]
 
     def __call__(self) -> float:
         return self.now()
@@ -82,6 +84,7 @@ class Clock:
             if abs(by) < STEP_S:
                 return wall
             self._steps.append(Step(wall, by))
+            self._frames.append((wall - offset, offset))
         log_event(
             log,
             logging.WARNING,
@@ -108,6 +111,21 @@ class Clock:
         except (TypeError, ValueError, KeyError, AttributeError):
             return 0.0
         return by if abs(by) >= STEP_S else 0.0
+
+    def steady_of(self, stamp: float) -> float:
+        """Where a wall stamp (the engine's) falls on the steady clock, by the frame the wall
+        clock was in when it read so: the latest frame whose span holds it (after a step
+        back, spans overlap and the latest is the likelier)."""
+        with self._lock:
+            frames, offset = list(self._frames), self._offset
+        now = self._steady()  # no stamp was read later than now
+        for i in range(len(frames) - 1, -1, -1):
+            since, frame_offset = frames[i]
+            frame_offset = offset if i == len(frames) - 1 else frame_offset
+            until = frames[i + 1][0] if i + 1 < len(frames) else now
+            if since - STEP_S <= stamp - frame_offset <= until + STEP_S:
+                return stamp - frame_offset
+        return stamp - offset
 
     def steady(self) -> float:
         """A clock that never steps: how long ago this process saw something."""

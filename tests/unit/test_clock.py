@@ -52,3 +52,22 @@ def test_a_stamp_before_a_forward_step_is_as_old_as_it_was():
     assert clock.now() == 1400.0
     assert clock.in_frame(1350.0) == 1350.0
     assert clock.in_frame(1000.0) == 1600.0
+
+
+def test_an_engine_stamp_falls_on_the_steady_clock_in_the_frame_it_was_read_in():
+    """Steady 100 reads wall 1000. At steady 150 (wall 1050) the clock steps forward 600 s,
+    at steady 170 (wall 1670) back 300 s; it is steady 180 now. Each stamp lands where it
+    was read: 1040 (before the first step) at 140, 1660 at 160 (not at 460, which has not
+    come yet), 1380 (after the step back) at 180. 1300 was never read: by the clock now."""
+    hands = Hands()
+    hands.steady, hands.offset = 100.0, 900.0
+    clock = Clock(hands.wall, lambda: hands.steady)
+    hands.tick(50.0)
+    hands.offset += 600.0
+    clock.now()
+    hands.tick(20.0)
+    hands.offset -= 300.0
+    clock.now()
+    hands.tick(10.0)
+    assert [clock.steady_of(s) for s in (1040.0, 1660.0, 1380.0)] == [140.0, 160.0, 180.0]
+    assert clock.steady_of(1300.0) == 100.0
