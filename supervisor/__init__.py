@@ -5,7 +5,8 @@ service), load_policies (a policies directory, validated) and Status.
 """
 
 from .act.manager import ServiceManager
-from .config.policy import Policy, load_policies, load_policy_file
+from .config.model import Policy
+from .config.policy import load_policies, load_policy_file
 from .docker.states import Status
 from .errors import SupervisorError
 

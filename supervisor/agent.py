@@ -24,7 +24,8 @@ from .act.journal import Journal
 from .act.keeper import Rounds, finish_due_intents
 from .act.manager import ServiceManager
 from .act.runner import HealRunner
-from .config.policy import LoadResult, NotifyPolicy, Policy
+from .config.model import NotifyPolicy, Policy
+from .config.policy import LoadResult
 from .config.reload import plan_reload
 from .core.gate import HELD_FOREVER
 from .core.messages import Look, NewPolicy, Operator, Remove, Shutdown

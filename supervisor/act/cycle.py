@@ -32,7 +32,7 @@ from .manager import (
 )
 
 if TYPE_CHECKING:
-    from ..config.policy import Policy
+    from ..config.model import Policy
     from ..core.gate import Facts
     from ..core.tracker import RestartTracker
     from ..docker.containers import Observation

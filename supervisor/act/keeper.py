@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..config.policy import BackoffPolicy
+from ..config.model import BackoffPolicy
 from ..core.tracker import compute_backoff_delay_s
 from ..docker.containers import (
     LABEL_COMPOSE_PROJECT,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.policy import Policy
+from ..config.model import Policy
 from ..docker.compose import DEFAULT_COMPOSE_TIMEOUT_S, Compose, find_compose_command
 from ..docker.containers import (
     LABEL_COMPOSE_ONEOFF,

@@ -20,7 +20,9 @@ from typing import Any
 import argcomplete
 
 from .. import __version__
-from ..config.policy import Policy, load_notify_file, load_policies, load_policy_dir, parse_duration
+from ..config.model import Policy
+from ..config.policy import load_notify_file, load_policies, load_policy_dir
+from ..config.values import parse_duration
 from ..core.gate import HELD_FOREVER
 from ..errors import (
     AgentRunning,
@@ -761,7 +763,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 def cmd_schema() -> int:
     """The policy format as JSON Schema, for editors (yaml-language-server and others)."""
-    from ..config.policy import json_schema
+    from ..config.keys import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return EXIT_OK

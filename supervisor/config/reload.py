@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..errors import PolicyError
 from ..logs import log_event
-from .policy import LoadResult, Policy
+from .model import Policy
+from .policy import LoadResult
 
 log = logging.getLogger("supervisor.agent")
 

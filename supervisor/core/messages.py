@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.policy import Policy
+from ..config.model import Policy
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config.policy import Policy
+from ..config.model import Policy
 from ..docker.containers import Observation, refusal_for
 from ..docker.states import REASON_ENGINE_UNREACHABLE
 from .gate import Facts, may_heal, next_action, present

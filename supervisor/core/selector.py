@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config.policy import Match, Policy
+from ..config.model import Match, Policy
 from ..docker.containers import (
     LABEL_COMPOSE_ONEOFF,
     LABEL_COMPOSE_SERVICE,

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..config.policy import BackoffPolicy, CheckPolicy, HealPolicy, Policy
+from ..config.model import BackoffPolicy, CheckPolicy, HealPolicy, Policy
 from ..docker.states import REASON_EXITED, REASON_GAVE_UP, REASON_PROBE_FAILED, Status
 
 # Actions.

@@ -20,7 +20,7 @@ from ..act.cycle import Cycle
 from ..act.journal import COMPOSE, CONTAINER, Journal, compose_key
 from ..act.manager import ServiceManager
 from ..act.runner import HealRunner
-from ..config.policy import Policy
+from ..config.model import Policy
 from ..docker.containers import REFUSALS, Observation, discover, observe_in, refusal_for
 from ..docker.health import EngineHealth
 from ..docker.states import (

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..config.policy import Match, Policy
+from ..config.model import Match, Policy
 from .states import (
     REASON_AMBIGUOUS,
     REASON_CREATED,

@@ -19,7 +19,7 @@ import docker.utils
 import psutil
 import requests.exceptions
 
-from ..config.policy import Policy
+from ..config.model import Policy
 from ..errors import ContainerGone, EngineError, EngineUnreachable, ExecTimedOut
 from .containers import ContainerInfo, Observation, observe_in, parse_started_at, parse_time
 from .states import (

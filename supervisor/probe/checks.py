@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import requests
 
-from ..config.policy import ProbePolicy
+from ..config.model import ProbePolicy
 from ..docker.containers import ContainerInfo
 from ..docker.engine import Engine
 from ..errors import ExecTimedOut

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config.policy import Policy, ProbePolicy
+from ..config.model import Policy, ProbePolicy
 from ..docker.containers import ContainerInfo
 from ..logs import log_event
 from ..runtime.timers import Handle, Timers

@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from ..config.policy import NotifyPolicy
+from ..config.model import NotifyPolicy
 from ..logs import log_event
 from .outbound import request_status
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from supervisor import ServiceManager, Status, load_policy_file
-from supervisor.config.policy import ComposeRef
+from supervisor.config.model import ComposeRef
 from supervisor.docker.compose import Compose, build_base_argv, run_compose
 from tests.integration.conftest import RUN_ID
 from tests.support import REPO, run_cli, wait_for, write_policy

@@ -2,7 +2,7 @@
 
 import pytest
 
-from supervisor.config.policy import Match, Policy
+from supervisor.config.model import Match, Policy
 from supervisor.docker.engine import Engine
 from supervisor.docker.states import Status
 from tests.integration.conftest import SECOND_NS, file_healthcheck

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from supervisor.act.cycle import DEPENDENTS
-from supervisor.config.policy import LoadResult, Match, ProbePolicy
+from supervisor.config.model import Match, ProbePolicy
+from supervisor.config.policy import LoadResult
 from supervisor.core.gate import HELD_FOREVER
 from supervisor.core.messages import Look
 from supervisor.core.pressure import HostSample

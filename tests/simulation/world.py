@@ -21,16 +21,16 @@ from typing import Any
 from supervisor.act.cycle import PRE_STOP
 from supervisor.act.manager import ServiceManager
 from supervisor.agent import PRESSURE_S, Agent, Parts
-from supervisor.config.policy import (
+from supervisor.config.model import (
     BackoffPolicy,
     CheckPolicy,
     ComposeRef,
     HealPolicy,
-    LoadResult,
     Match,
     Policy,
     ProbePolicy,
 )
+from supervisor.config.policy import LoadResult
 from supervisor.core.pressure import HostSample, Thresholds
 from supervisor.errors import EngineError, PolicyError
 from supervisor.logs import setup_logging

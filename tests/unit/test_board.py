@@ -2,7 +2,7 @@
 command's rows come from the same gate as the agent's."""
 
 from supervisor.cli.main import _status_row
-from supervisor.config.policy import HealPolicy, Match, Policy
+from supervisor.config.model import HealPolicy, Match, Policy
 from supervisor.docker.containers import ContainerInfo, Observation
 from supervisor.docker.states import Status
 from supervisor.publish.board import Board

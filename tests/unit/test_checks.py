@@ -1,6 +1,6 @@
 """probes.py: Kubernetes' thresholds and initial delay, and the probe's target."""
 
-from supervisor.config.policy import ProbePolicy
+from supervisor.config.model import ProbePolicy
 from supervisor.docker.containers import ContainerInfo
 from supervisor.probe.checks import (
     FAILED,
@@ -77,7 +77,7 @@ class Timers:
 def test_the_prober_follows_reloads_added_changed_and_removed():
     from dataclasses import replace
 
-    from supervisor.config.policy import CheckPolicy, Match, Policy
+    from supervisor.config.model import CheckPolicy, Match, Policy
     from supervisor.probe.prober import Prober
 
     timers, targets, changes = Timers(), [], []
@@ -116,7 +116,7 @@ def test_the_prober_follows_reloads_added_changed_and_removed():
 def test_a_probe_that_raises_fails_and_runs_again():
     """A probe whose run raises (a host name no resolver takes) is a failed try with its
     reason, and the next tick probes again: it never goes silent."""
-    from supervisor.config.policy import CheckPolicy, Match, Policy
+    from supervisor.config.model import CheckPolicy, Match, Policy
     from supervisor.probe.prober import Prober
 
     timers, runs, changes = Timers(), [], []

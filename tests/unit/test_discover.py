@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config.policy import ComposeRef, Match, Policy
+from supervisor.config.model import ComposeRef, Match, Policy
 from supervisor.docker.containers import (
     REFUSED_OTHER_PROJECT,
     ContainerInfo,

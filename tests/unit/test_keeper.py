@@ -15,7 +15,7 @@ from supervisor.act.keeper import (
     stopped_by_agent,
     taken_down,
 )
-from supervisor.config.policy import BackoffPolicy, Match, Policy
+from supervisor.config.model import BackoffPolicy, Match, Policy
 from supervisor.docker.containers import ContainerInfo
 from supervisor.errors import EngineError
 

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from supervisor.config.policy import NotifyPolicy, ProbePolicy
+from supervisor.config.model import NotifyPolicy, ProbePolicy
 from supervisor.docker.containers import ContainerInfo
 from supervisor.probe.checks import run_probe
 from supervisor.publish.notifications import Notifications

@@ -4,15 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config.policy import (
-    BackoffPolicy,
-    CheckPolicy,
-    HealPolicy,
-    load_policies,
-    load_policy_dir,
-    load_policy_file,
-    parse_duration,
-)
+from supervisor.config.model import BackoffPolicy, CheckPolicy, HealPolicy
+from supervisor.config.policy import load_policies, load_policy_dir, load_policy_file
+from supervisor.config.values import parse_duration
 from supervisor.errors import PolicyError, PolicyErrors
 
 REPO = Path(__file__).resolve().parents[2]

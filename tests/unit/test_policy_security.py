@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config.policy import NotifyPolicy, load_policy_dir
+from supervisor.config.model import NotifyPolicy
+from supervisor.config.policy import load_policy_dir
 from supervisor.docker.compose import Compose
 from supervisor.publish.notifications import Notifications
 from tests.support import run_cli

@@ -13,7 +13,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from supervisor.config.policy import POLICY, Keys, _Loader, json_schema, load_policy_file
+from supervisor.config.keys import POLICY, json_schema
+from supervisor.config.policy import load_policy_file
+from supervisor.config.source import _Loader
+from supervisor.config.values import Keys
 from supervisor.errors import PolicyError
 from tests.support import REPO, run_cli
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from supervisor.config.policy import Match, Policy
+from supervisor.config.model import Match, Policy
 from supervisor.core.selector import MORE_SPECIFIC, NAME_TAKEN, PREFERS_SINGLE, Conflict, expand
 from supervisor.docker.containers import ContainerInfo, identity_of
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from supervisor.config.policy import BackoffPolicy, CheckPolicy, HealPolicy
+from supervisor.config.model import BackoffPolicy, CheckPolicy, HealPolicy
 from supervisor.core import tracker as healing
 from supervisor.core.tracker import RestartTracker, compute_backoff_delay_s
 from supervisor.docker.states import Status
