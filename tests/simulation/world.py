@@ -1089,7 +1089,7 @@ class World:
         """What the agent shows is what `docker-supervisor status` computes from the saved
         memory with the same gate (where the command can know as much), at the instant the
         agent built the row (a countdown such as "held for 4s" is as of then)."""
-        from supervisor.cli.main import _status_row
+        from supervisor.cli.status import _status_row
 
         if worker.seen is None or not worker.supervised or worker.retired:
             return

@@ -1,7 +1,7 @@
 """board.py: READY waits for every service; the saved rows stand until replaced; the status
 command's rows come from the same gate as the agent's."""
 
-from supervisor.cli.main import _status_row
+from supervisor.cli.status import _status_row
 from supervisor.config.model import HealPolicy, Match, Policy
 from supervisor.docker.containers import ContainerInfo, Observation
 from supervisor.docker.states import Status

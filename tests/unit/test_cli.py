@@ -67,7 +67,7 @@ def _parsers():
     """The main parser and every command's, with their names."""
     import argparse
 
-    from supervisor.cli.main import build_parser
+    from supervisor.cli.parser import build_parser
 
     main = build_parser()
     found = [("docker-supervisor", main)]
