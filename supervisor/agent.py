@@ -50,7 +50,8 @@ from .publish.sdnotify import Notifier
 from .runtime.clock import Clock, Follower
 from .runtime.dispatch import ThreadDispatcher
 from .runtime.timers import SchedulerTimers, Ticks
-from .store.state import Command, Saved, StateWriter, load_state
+from .store.commands import Command
+from .store.state import Saved, StateWriter, load_state
 
 log = logging.getLogger("supervisor.agent")
 

@@ -31,14 +31,8 @@ def cmd_schema() -> int:
 
 def cmd_command(args: argparse.Namespace) -> int:
     """pause, resume, reset: through the running agent, or on the state file without one."""
-    from ..store.state import (
-        default_state_dir,
-        load_state,
-        lock_state_dir,
-        save_state,
-        send_command,
-        take_refusal,
-    )
+    from ..store.commands import lock_state_dir, send_command, take_refusal
+    from ..store.state import default_state_dir, load_state, save_state
 
     policy = _find_policy(args)
     state_dir = args.state_dir or default_state_dir()

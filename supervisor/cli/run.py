@@ -23,7 +23,8 @@ from .parser import BEAT_S, EXIT_BAD_INPUT, EXIT_OK, _strict
 def cmd_run(args: argparse.Namespace) -> int:
     from ..agent import Agent
     from ..publish.metrics import parse_metrics_addr
-    from ..store.state import default_state_dir, lock_state_dir
+    from ..store.commands import lock_state_dir
+    from ..store.state import default_state_dir
 
     metrics_addr = parse_metrics_addr(args.metrics_addr) if args.metrics_addr else None
     policies = load_policies(args.policies, _strict(args))
@@ -80,7 +81,7 @@ def _thresholds(args: argparse.Namespace) -> Any:
 
 def _serve(agent: Any, args: argparse.Namespace, state_dir: Path) -> None:
     """The main loop: signals and operator commands, one beat at a time, until a stop."""
-    from ..store.state import answer_command, pending_commands
+    from ..store.commands import answer_command, pending_commands
 
     taken: set[Path] = set()
     told: dict[str, SaidOnce] = {}  # what each part raised, said once per cause

@@ -36,7 +36,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _status_now(args: argparse.Namespace, policies: list[Policy]) -> tuple[Any, list[Any]]:
     """The agent's figures and one row per service, as of now (one engine listing)."""
     from ..docker.engine import Engine
-    from ..store.state import default_state_dir, load_state, running_agent_pid
+    from ..store.commands import running_agent_pid
+    from ..store.state import default_state_dir, load_state
 
     state_dir = args.state_dir or default_state_dir()
     saved = load_state(state_dir, move_aside=False).services

@@ -21,7 +21,8 @@ from supervisor.core.gate import HELD_FOREVER
 from supervisor.core.messages import Look
 from supervisor.core.pressure import HostSample
 from supervisor.errors import ComposeError, EngineError, PolicyError
-from supervisor.store.state import Command, Saved
+from supervisor.store.commands import Command
+from supervisor.store.state import Saved
 
 from .run import replay_command
 from .sim import SimContainer

@@ -36,7 +36,8 @@ from supervisor.errors import EngineError, PolicyError
 from supervisor.logs import setup_logging
 from supervisor.runtime.clock import Clock
 from supervisor.runtime.dispatch import deliver
-from supervisor.store.state import Command, Saved
+from supervisor.store.commands import Command
+from supervisor.store.state import Saved
 
 from .sim import (
     START_AT,

@@ -8,17 +8,8 @@ import threading
 import pytest
 
 from supervisor.errors import UnsafeFile
-from supervisor.store.state import (
-    LOCK_FILE,
-    STATE_FILE,
-    Command,
-    Saved,
-    StateWriter,
-    load_state,
-    lock_state_dir,
-    parse_command,
-    save_state,
-)
+from supervisor.store.commands import LOCK_FILE, Command, lock_state_dir, parse_command
+from supervisor.store.state import STATE_FILE, Saved, StateWriter, load_state, save_state
 from tests.support import wait_for
 
 WEB = {"attempt": 2, "restarts_at": [1.0, 2.0], "gave_up": False}
