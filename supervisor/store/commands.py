@@ -7,7 +7,6 @@ import contextlib
 import errno
 import fcntl
 import json
-import logging
 import os
 import stat
 import tempfile
@@ -18,8 +17,6 @@ from typing import IO, Any
 
 from ..config.policy import check_permissions
 from ..errors import AgentRunning, UnsafeFile
-
-log = logging.getLogger("supervisor.state")
 
 LOCK_FILE = "agent.lock"
 

@@ -40,6 +40,8 @@ NAMED_SEEDS = (
     # pause applied after a step, a first stop's stamps lost by the next attempt, a step
     # between a stop and its answer.
     *(4001411, 5000123, 5000126, 5000268, 5001390, 5001515, 5697346),
+    # An operator's stop, after a step back, inside a window the agent opened before it.
+    *(1117, 3891, 6045),
 )
 
 
