@@ -13,8 +13,9 @@ SYSCONFDIR ?= /etc/docker-supervisor
 UNITDIR ?= /etc/systemd/system
 BINDIR ?= /usr/local/bin
 DATADIR ?= /usr/local/share
+MANDIR ?= $(DATADIR)/man
 
-.PHONY: demo demo-down test e2e simulate lint format engine venv images install clean
+.PHONY: demo demo-down test e2e simulate lint format man engine venv images install clean
 
 engine:
 	@scripts/ensure-engine
@@ -63,6 +64,10 @@ e2e: engine venv
 # The core on a simulated engine and clock, over many seeds (about a minute); `make test`
 # runs a shorter pass. A failing seed prints the command that replays it.
 SEEDS ?= 400
+# The manual pages, made again from the parser and the policy's keys (a test keeps man/ so).
+man: venv
+	$(BIN)/python -m supervisor.cli.manpages man
+
 simulate: venv
 	$(BIN)/python -m tests.simulation.run --seeds $(SEEDS)
 
@@ -81,6 +86,9 @@ install:
 	$(PREFIX)/venv/bin/register-python-argcomplete --shell zsh docker-supervisor \
 	    > $(DATADIR)/zsh/site-functions/_docker-supervisor
 	install -m 0644 README.md $(PREFIX)/README.md
+	install -d $(MANDIR)/man8 $(MANDIR)/man5
+	install -m 0644 man/docker-supervisor.8 $(MANDIR)/man8/
+	install -m 0644 man/docker-supervisor.yaml.5 $(MANDIR)/man5/
 	install -d -m 0755 $(SYSCONFDIR)/policies.d $(SYSCONFDIR)/examples
 	install -m 0644 policies/*.yaml $(SYSCONFDIR)/examples/
 	install -m 0644 policy.schema.json $(SYSCONFDIR)/policy.schema.json
