@@ -291,8 +291,13 @@ class Cycle:
                 for c in manager.project_neighbours(container)
             ]
             keys = (intent.key, *(n.key for n in neighbours))
+            own = replace(intent, at=at)
+            if clock.stepped_back and container is not None:
+                # Its stamps read from the view may be older than the run this stop ends;
+                # after a step back a stamp is no order: the engine's word, just before.
+                own = own.found(manager.state_of(container))
             try:
-                journal.record(replace(intent, at=at), *neighbours)
+                journal.record(own, *neighbours)
             except StateUnwritable:
                 return UNWRITABLE, at, (), None, sent
             try:

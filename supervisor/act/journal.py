@@ -51,6 +51,9 @@ class Intent:
     # before the stop, whatever the clock says.
     run: float | None = None
     finished: float | None = None
+    # Its run read from the engine just before its stop (not from the view, which may lag):
+    # the run that stop ended, and that every earlier owed stop ended too (none ran since).
+    fresh: bool = False
 
     def later_run(self, started_at: float | None, slack_s: float = 0.0) -> bool:
         """Whether a run that started at `started_at` began after the stop was sent: one
@@ -59,6 +62,11 @@ class Intent:
         if started_at is None or started_at == self.run:
             return False
         return started_at > self.at + slack_s
+
+    def found(self, state: Mapping[str, Any] | None) -> Intent:
+        """The same intent, with the stamps of the container as `state` says it is."""
+        run, finished = _stamps(state)
+        return replace(self, run=run, finished=finished, fresh=True)
 
     def stop_windows(self) -> tuple[tuple[float, float | None], ...]:
         """When each stop it stands for ran: sent, and returned (None: not known)."""
@@ -139,7 +147,7 @@ class Journal:
                         intent,
                         since=earlier.owed_since,
                         earlier=earlier.stop_windows(),
-                        run=earlier.run,
+                        run=intent.run if intent.fresh else earlier.run,
                         finished=earlier.finished,
                     )
                 self._intents[intent.key] = intent
@@ -239,6 +247,7 @@ class Journal:
                     _windows(row.get("earlier"), row.get("since"), row.get("at")),
                     None if row.get("run") is None else float(row["run"]),
                     None if row.get("finished") is None else float(row["finished"]),
+                    bool(row.get("fresh", False)),
                 )
             except (KeyError, TypeError, ValueError, AttributeError):
                 continue

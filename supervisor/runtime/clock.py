@@ -132,6 +132,12 @@ class Clock:
         return self._steady()
 
     @property
+    def stepped_back(self) -> bool:
+        """Whether the clock stepped back since this process began (the engine's stamps
+        then overlap, and none of them orders two events by itself)."""
+        return any(step.by < 0 for step in self._steps)
+
+    @property
     def steps(self) -> int:
         """How many steps were noticed so far."""
         return len(self._steps)

@@ -42,6 +42,8 @@ NAMED_SEEDS = (
     *(4001411, 5000123, 5000126, 5000268, 5001390, 5001515, 5697346),
     # An operator's stop, after a step back, inside a window the agent opened before it.
     *(1117, 3891, 6045),
+    # A run the view had not seen yet, read as later than a stop stamped after a step back.
+    7652,
 )
 
 
